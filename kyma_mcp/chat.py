@@ -1,0 +1,234 @@
+"""The `chat` tool's logic without MCP or HTTP: arguments → Kyma request, streamed chunks → result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, cast
+
+from pydantic import BaseModel, Field
+
+from kyma_mcp.catalog import ModelInfo, find
+from kyma_mcp.client import JSONObject, RouteInfo
+from kyma_mcp.errors import InvalidRequestError
+
+MAX_REPLY_CHARS = 40_000
+"""Longest reply returned: the result carries it twice (text and structured), and hosts cap results at ~25k tokens."""
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class TextPart(BaseModel):
+    type: Literal["text"] = "text"
+    text: str = Field(max_length=400_000)
+
+
+class ImageURL(BaseModel):
+    url: str = Field(max_length=30_000_000)
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageURL
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI-style message; `content` is text or a list of text/image parts."""
+
+    role: Role
+    content: str | list[TextPart | ImagePart] = Field(max_length=400_000)
+    tool_call_id: str | None = Field(default=None, max_length=200)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = Field(default=None, description="USD Kyma charged for this call, when it says")
+
+
+class Fallback(BaseModel):
+    used: bool = False
+    layer: int | None = Field(default=None, description="1 = same model via another route, 3 = a different model")
+
+
+class ChatResult(BaseModel):
+    reply: str
+    model_requested: str
+    model_served: str | None = Field(default=None, description="The model that answered (X-Kyma-Model)")
+    finish_reason: str | None = Field(default=None, description="stop, length, tool_calls, or interrupted")
+    usage: Usage
+    fallback: Fallback
+    latency_ms: int
+    notes: list[str] = Field(default_factory=list[str], description="What to do about truncation, fallbacks, …")
+
+    def text(self) -> str:
+        """The readable text content: the reply, then any notes the agent should act on."""
+        if not self.notes:
+            return self.reply
+        return self.reply + "\n\n---\n" + "\n".join(f"[kyma-mcp] {note}" for note in self.notes)
+
+
+def build_messages(
+    *,
+    prompt: str | None,
+    messages: Sequence[ChatMessage] | None,
+    system: str | None,
+    image_urls: Sequence[str],
+) -> list[JSONObject]:
+    """The `messages` array Kyma receives; images attach to the last user message.
+
+    Raises:
+        InvalidRequestError: neither or both of prompt/messages, or no user message to attach images to.
+    """
+    if (prompt is None) == (not messages):
+        raise InvalidRequestError("Give exactly one of `prompt` (a string) or `messages` (a non-empty list).")
+    wire: list[JSONObject] = [m.model_dump(exclude_none=True) for m in messages or ()]
+    if prompt is not None:
+        wire.append({"role": "user", "content": prompt})
+    if system:
+        wire.insert(0, {"role": "system", "content": system})
+    if image_urls:
+        target = next((m for m in reversed(wire) if m["role"] == "user"), None)
+        if target is None:
+            raise InvalidRequestError("`images` need a user message to attach to; add a prompt.")
+        parts: list[JSONObject] = (
+            [{"type": "text", "text": target["content"]}] if isinstance(target["content"], str) else target["content"]
+        )
+        target["content"] = parts + [{"type": "image_url", "image_url": {"url": url}} for url in image_urls]
+    return wire
+
+
+def has_images(messages: Sequence[JSONObject]) -> bool:
+    return any(part.get("type") == "image_url" for m in messages for part in _objects(m["content"]))
+
+
+def check_vision(model: ModelInfo | None, messages: Sequence[JSONObject], catalog: Sequence[ModelInfo]) -> None:
+    """Refuse images for a model the catalog says is text-only, before anything is spent."""
+    if model is None or model.has("vision") or not has_images(messages):
+        return
+    vision = sorted((m for m in catalog if m.has("vision")), key=lambda m: m.output_usd_per_1m or 0)
+    names = ", ".join(m.id for m in vision[:3]) or "a vision model from list_models(capability='vision')"
+    raise InvalidRequestError(f"Model '{model.id}' does not accept images. Use a vision model such as {names}.")
+
+
+class ReplyBuilder:
+    """Accumulates streamed chunks into the text, finish reason and usage of one reply."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.chunks = 0
+        self.finish_reason: str | None = None
+        self.response_model: str | None = None
+        self.usage: JSONObject = {}
+
+    def add(self, chunk: JSONObject) -> None:
+        self.chunks += 1
+        if isinstance(chunk.get("model"), str):
+            self.response_model = chunk["model"]
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = cast(JSONObject, usage)
+        for choice in _objects(chunk.get("choices")):
+            delta = choice.get("delta")
+            content = cast(JSONObject, delta).get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                self._parts.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def started(self) -> bool:
+        return bool(self._parts)
+
+
+def finish(
+    builder: ReplyBuilder,
+    *,
+    model_requested: str,
+    route: RouteInfo,
+    latency_ms: int,
+    max_tokens: int | None,
+    catalog: Sequence[ModelInfo],
+    interruption: str | None = None,
+) -> ChatResult:
+    """Turn a finished (or interrupted) stream into the tool result, with notes for the agent."""
+    notes: list[str] = []
+    reply = builder.text
+    finish_reason = builder.finish_reason
+    if interruption is not None:
+        finish_reason = "interrupted"
+        notes.append(
+            f"{interruption} The reply above is what arrived before that ({len(reply)} characters); it was not "
+            "retried, to avoid paying twice. Call chat again to get a complete answer."
+        )
+    served = route.model_served or builder.response_model
+    if finish_reason == "length":
+        notes.append(_length_note(served or model_requested, max_tokens, catalog))
+    if route.fallback_used:
+        notes.append(_fallback_note(model_requested, served, route.fallback_layer))
+    if len(reply) > MAX_REPLY_CHARS:
+        notes.append(
+            f"The reply was cut from {len(reply):,} to {MAX_REPLY_CHARS:,} characters to fit the host's result limit; "
+            "ask for a shorter answer or split the task."
+        )
+        reply = reply[:MAX_REPLY_CHARS]
+    usage = builder.usage
+    return ChatResult(
+        reply=reply,
+        model_requested=model_requested,
+        model_served=served,
+        finish_reason=finish_reason,
+        usage=Usage(
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            total_tokens=_int(usage.get("total_tokens")),
+            cost_usd=_number(usage.get("cost")),
+        ),
+        fallback=Fallback(used=route.fallback_used, layer=route.fallback_layer),
+        latency_ms=latency_ms,
+        notes=notes,
+    )
+
+
+def _length_note(model_id: str, max_tokens: int | None, catalog: Sequence[ModelInfo]) -> str:
+    model = find(catalog, model_id)
+    cap = model.max_output_tokens if model else None
+    asked = max_tokens or 4096
+    note = f"The reply stopped at the output limit (finish_reason: length, max_tokens {asked:,})."
+    if cap and asked < cap:
+        note += f" Call again with a larger max_tokens (up to {cap:,} for {model_id})"
+    else:
+        note += f" {model_id} cannot write more in one reply"
+    chat_models = [m for m in catalog if m.kind == "chat" and m.id != model_id]
+    most = max((m.max_output_tokens or 0 for m in chat_models), default=0)
+    if most > (cap or 0):
+        roomy = " or ".join(sorted(m.id for m in chat_models if m.max_output_tokens == most)[:2])
+        note += f", or use a model with a larger max_output_tokens such as {roomy} ({most:,})"
+    return note + "."
+
+
+def _fallback_note(requested: str, served: str | None, layer: int | None) -> str:
+    if layer == 3 or (served and served != requested and layer is None):
+        return (
+            f"Kyma's fallback answered with a different model ({served}) because '{requested}' was unavailable "
+            f"(layer {layer or '?'}). Retry later if you need '{requested}' itself."
+        )
+    return f"Kyma served '{requested}' through a fallback route (layer {layer or '?'}); the model is unchanged."
+
+
+def _objects(value: object) -> list[JSONObject]:
+    """The JSON objects in a JSON array (anything else yields nothing)."""
+    items = cast(list[object], value) if isinstance(value, list) else []
+    return [cast(JSONObject, item) for item in items if isinstance(item, dict)]
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

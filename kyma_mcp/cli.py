@@ -1,0 +1,66 @@
+"""The `kyma-mcp` command: serve (stdio by default), `emulator`, `demo`.
+
+Heavy modules are imported only by the command that needs them, so a host launching the
+server pays for the MCP SDK and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from kyma_mcp import __version__
+from kyma_mcp.settings import ConfigError, Settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "emulator":
+        from kyma_mcp.emulator import main as emulator_main
+
+        return emulator_main(args[1:])
+    if args and args[0] == "demo":
+        from kyma_mcp.demo import main as demo_main
+
+        return demo_main(args[1:])
+    return _serve(_parser().parse_args(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kyma-mcp",
+        description="MCP server for the Kyma API. Subcommands: `emulator` (local Kyma gateway), `demo`.",
+        epilog="Configuration comes from KYMA_* environment variables; see the README.",
+    )
+    parser.add_argument("--version", action="version", version=f"kyma-mcp {__version__}")
+    parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP transports only (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP transports only (default 8000)")
+    parser.add_argument("--log-level", default=os.environ.get("KYMA_LOG_LEVEL", "WARNING"))
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"kyma-mcp: {exc}\n")
+        return EXIT_CONFIG
+    if not settings.has_api_key:
+        logging.getLogger("kyma_mcp").warning("KYMA_API_KEY is not set: chat will answer [auth_missing].")
+
+    from kyma_mcp.server import build_server
+
+    server = build_server(settings)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if args.transport == "stdio":
+        server.run()
+    else:
+        server.run(args.transport, host=args.host, port=args.port)
+    return 0

@@ -1,0 +1,420 @@
+"""The Kyma HTTP client: the only module that talks to Kyma.
+
+One pooled `httpx2.AsyncClient` per server, Bearer auth, per-request timeouts, and every
+error answer mapped to a `KymaError` with the key scrubbed out of it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx2
+
+from kyma_mcp import __version__
+from kyma_mcp.errors import (
+    InvalidRequestError,
+    KymaError,
+    ModelNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    error_for_status,
+    missing_key_error,
+    redact,
+    upstream_message,
+)
+from kyma_mcp.pacing import TIER_0, Pacer, TierLimits, wait_reporter
+from kyma_mcp.settings import Settings
+
+JSONObject = dict[str, Any]
+
+_CONNECT_TIMEOUT_SECONDS = 5.0
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+MAX_DOWNLOAD_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """What Kyma's response headers say about how a request was served."""
+
+    model_served: str | None
+    alias: str | None
+    fallback_used: bool
+    fallback_layer: int | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RouteInfo:
+        layer = headers.get("x-kyma-fallback-layer", "")
+        return cls(
+            model_served=headers.get("x-kyma-model"),
+            alias=headers.get("x-kyma-alias"),
+            fallback_used=headers.get("x-kyma-fallback", "").lower() == "true" or layer.isdigit(),
+            fallback_layer=int(layer) if layer.isdigit() else None,
+        )
+
+
+class ChatStream:
+    """An open streamed chat completion: its route headers and its parsed SSE chunks."""
+
+    def __init__(self, response: httpx2.Response, secrets: tuple[str, ...]) -> None:
+        self._response = response
+        self._secrets = secrets
+        self.route = RouteInfo.from_headers(response.headers)
+
+    async def chunks(self) -> AsyncGenerator[JSONObject]:
+        """Yield each `chat.completion.chunk` until `data: [DONE]`.
+
+        Raises:
+            UpstreamUnavailableError: the connection broke before `[DONE]`.
+        """
+        try:
+            async for line in self._response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                chunk = json.loads(data)
+                if isinstance(chunk, dict):
+                    yield chunk  # pyright: ignore[reportUnknownArgumentType]
+        except (httpx2.TransportError, ValueError) as exc:
+            raise UpstreamUnavailableError(
+                redact(f"The stream from Kyma broke off ({type(exc).__name__}).", self._secrets)
+            ) from None
+        raise UpstreamUnavailableError("The stream from Kyma ended without its closing [DONE] marker.")
+
+
+class KymaClient:
+    """Async access to Kyma's REST API; raises only `KymaError`s."""
+
+    def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._settings = settings
+        self._key = settings.api_key.get_secret_value() if settings.api_key else ""
+        self._secrets: tuple[str, ...] = (self._key,) if self._key else ()
+        self._http = httpx2.AsyncClient(
+            base_url=settings.base_url + "/",
+            transport=transport,
+            timeout=httpx2.Timeout(settings.tool_timeout_seconds, connect=_CONNECT_TIMEOUT_SECONDS),
+            limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": f"kyma-mcp/{__version__}", "X-Kyma-SDK": f"kyma-mcp/{__version__}"},
+        )
+        self._pacer = Pacer(window_seconds=settings.rate_window_seconds)
+        self._limits_known = False
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self._secrets
+
+    async def list_models(self) -> list[JSONObject]:
+        """The live catalog from the public `GET /models`."""
+        body = await self._get_json("models", auth=False)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise UpstreamUnavailableError("Kyma's model list had no 'data' array; retry later.")
+        return [entry for entry in data if isinstance(entry, dict)]  # pyright: ignore[reportUnknownVariableType]
+
+    async def get_balance(self) -> JSONObject:
+        return await self._get_json("credits/balance", auth=True)
+
+    async def submit_image(self, payload: JSONObject) -> JSONObject:
+        """Start an image job (`POST /images/generations`, 202; 200 when its idempotency key is replayed).
+
+        The key goes in the body (documented) and the `Idempotency-Key` header (Kyma's own client),
+        which is what makes a retried submit safe.
+        """
+        request = self._build("POST", "images/generations", auth=True, json=payload)
+        request.headers["Idempotency-Key"] = str(payload["idempotency_key"])
+        response = await self._send(request, stream=False, model=payload.get("model"), idempotent=True, paced=True)
+        return _json_object(response)
+
+    async def get_job(self, job_id: str) -> JSONObject:
+        """An image job's current state (`GET /jobs/{id}`).
+
+        Raises:
+            InvalidRequestError: Kyma knows no job with this id for this API key (404).
+        """
+        path = f"jobs/{quote(job_id, safe='')}"
+        try:
+            # `_send` reports a 404 as the `model` it was about; here that is the job.
+            response = await self._send(self._build("GET", path, auth=True), stream=False, model=job_id)
+        except ModelNotFoundError:
+            raise InvalidRequestError(
+                f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
+                "(jobs are visible only to the key that submitted them), or call generate_image to start a new one."
+            ) from None
+        return _json_object(response)
+
+    async def download(self, url: str) -> bytes:
+        """The file at an absolute http(s) URL Kyma returned (an image), at most `MAX_DOWNLOAD_BYTES`.
+
+        The API key is never sent: the file may live on another host. Redirects are followed a few times.
+
+        Raises:
+            UpstreamUnavailableError: not an http(s) URL, too large, too many redirects, or the transfer broke.
+        """
+        for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise UpstreamUnavailableError(f"Kyma gave a file URL that is not http(s): '{url[:200]}'.")
+            response = await self._send(self._build("GET", url, auth=False), stream=True, model=None)
+            try:
+                if response.is_redirect:
+                    url = str(response.url.join(response.headers["location"]))
+                    continue
+                return await _read_capped(response, MAX_DOWNLOAD_BYTES)
+            except httpx2.TransportError as exc:
+                raise UpstreamUnavailableError(
+                    f"The download of {url[:200]} broke off ({type(exc).__name__}); retry."
+                ) from None
+            finally:
+                await response.aclose()
+        raise UpstreamUnavailableError(f"{url[:200]} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.")
+
+    @asynccontextmanager
+    async def chat_stream(self, payload: JSONObject) -> AsyncGenerator[ChatStream]:
+        """Open a streamed `POST /chat/completions`; closing the block aborts the request."""
+        request = self._build("POST", "chat/completions", auth=True, json={**payload, "stream": True})
+        response = await self._send(request, stream=True, model=payload.get("model"), paced=True)
+        try:
+            yield ChatStream(response, self._secrets)
+        finally:
+            await response.aclose()
+
+    async def _get_json(self, path: str, *, auth: bool) -> JSONObject:
+        response = await self._send(self._build("GET", path, auth=auth), stream=False, model=None)
+        return _json_object(response)
+
+    def _build(self, method: str, path: str, *, auth: bool, json: JSONObject | None = None) -> httpx2.Request:
+        headers: dict[str, str] = {}
+        if auth:
+            if not self._key:
+                raise missing_key_error(f"{method} /{path}")
+            headers["Authorization"] = f"Bearer {self._key}"
+        return self._http.build_request(method, path, json=json, headers=headers)
+
+    async def _send(
+        self,
+        request: httpx2.Request,
+        *,
+        stream: bool,
+        model: object,
+        idempotent: bool | None = None,
+        paced: bool = False,
+    ) -> httpx2.Response:
+        """Send a request with pacing and retries, all inside the caller's deadline.
+
+        Retries connection failures, 408, 409, 429 and 5xx up to `max_retries` times, waiting as
+        Kyma's Retry-After says or with jittered exponential backoff. A request that is not
+        idempotent (a chat completion) is retried only when Kyma said it did not run it: a failed
+        connection or one of those statuses, never after a response has started.
+
+        Raises:
+            KymaError: the final failure, saying how often it was retried and when to try again.
+        """
+        model_id = model if isinstance(model, str) else None
+        idempotent = request.method == "GET" if idempotent is None else idempotent
+        deadline = anyio.current_effective_deadline()
+        retried = 0
+        while True:
+            if paced:
+                await self._pace(model_id, deadline)
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx2.TransportError as exc:
+                failure = self._transport_failure(request, exc, retryable=idempotent or isinstance(exc, _NOT_SENT))
+            else:
+                if response.status_code < 400:
+                    return response
+                failure = await self._status_failure(response, model_id)
+            wait = failure.retry_after if failure.retry_after is not None else _backoff_seconds(retried)
+            out_of_tries = retried >= self._settings.max_retries or wait > MAX_RETRY_AFTER_SECONDS
+            if not failure.retryable or out_of_tries or anyio.current_time() + wait > deadline:
+                raise failure.describe(retried, wait if failure.retryable else failure.retry_after)
+            await _report(
+                f"{failure.word}: retrying in {wait:.1f} s (retry {retried + 1} of {self._settings.max_retries})"
+            )
+            await anyio.sleep(wait)
+            retried += 1
+
+    async def _status_failure(self, response: httpx2.Response, model: str | None) -> _Failure:
+        body = await response.aread()
+        await response.aclose()
+        status = response.status_code
+        hinted = retry_after_seconds(response.headers)
+        if status == 429 and hinted:
+            self._pacer.pause(min(hinted, MAX_RETRY_AFTER_SECONDS))
+        detail = redact(upstream_message(body), self._secrets)
+        topup = _json_field(body, "cta_url")
+
+        def describe(retried: int, wait: float | None) -> KymaError:
+            return error_for_status(
+                status,
+                detail,
+                model=model if status == 404 else None,
+                retry_after_seconds=wait,
+                topup_url=topup,
+                retried=retried,
+                rate_limits=self._pacer.limits.label,
+            )
+
+        return _Failure(status in RETRYABLE_STATUSES, hinted, describe)
+
+    def _transport_failure(self, request: httpx2.Request, exc: httpx2.TransportError, *, retryable: bool) -> _Failure:
+        def describe(retried: int, wait: float | None) -> KymaError:
+            del wait  # no server hint to pass on
+            tries = f" after {retried + 1} attempts" if retried else ""
+            if isinstance(exc, httpx2.TimeoutException):
+                return UpstreamTimeoutError(
+                    f"Kyma did not answer {request.method} {request.url.path} in time{tries}. "
+                    "Retry, or ask for fewer tokens."
+                )
+            return UpstreamUnavailableError(
+                redact(
+                    f"Could not reach Kyma at {self._settings.base_url} ({type(exc).__name__}){tries}. ", self._secrets
+                )
+                + "Check the network and KYMA_BASE_URL, then retry."
+            )
+
+        return _Failure(retryable, None, describe)
+
+    async def _pace(self, model: str | None, deadline: float) -> None:
+        if not self._limits_known:
+            self._limits_known = True
+            self._pacer.set_limits(await self._tier_limits())
+        await self._pacer.acquire(model, deadline)
+
+    async def _tier_limits(self) -> TierLimits:
+        """The account's rate limits: KYMA_TIER, else what /auth/limits says, else Tier 0."""
+        if self._settings.tier is not None:
+            return tier_limits(self._settings.tier)
+        try:
+            body = await self._get_json("auth/limits", auth=True)
+        except KymaError:
+            return TIER_0
+        tier = body.get("tier")
+        limits = tier_limits(tier if isinstance(tier, int) and 0 <= tier <= 4 else 0)
+        rpm, per_model = body.get("rpm_limit"), body.get("per_model_rpm")
+        return TierLimits(
+            tier=limits.tier,
+            rpm=rpm if isinstance(rpm, int) and rpm > 0 else limits.rpm,
+            per_model_rpm=per_model if isinstance(per_model, int) and per_model > 0 else limits.per_model_rpm,
+        )
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 60.0
+"""A longer Retry-After is not waited for: the agent is told when to come back instead."""
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+"""Failures that prove the request never reached Kyma, so even a chat completion may be resent."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt: may it be retried, how long Kyma asked us to wait, and its final wording."""
+
+    retryable: bool
+    retry_after: float | None
+    describe: Callable[[int, float | None], KymaError]
+
+    @property
+    def word(self) -> str:
+        return self.describe(0, None).word
+
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 8.0
+
+
+def _backoff_seconds(retried: int) -> float:
+    """0.5 s doubling to 8 s, minus up to 25% jitter (the openai/anthropic SDK schedule)."""
+    return min(BACKOFF_BASE_SECONDS * 2**retried, BACKOFF_MAX_SECONDS) * (1 - 0.25 * random.random())
+
+
+async def _report(message: str) -> None:
+    reporter = wait_reporter.get()
+    if reporter is not None:
+        await reporter(message)
+
+
+def tier_limits(tier: int) -> TierLimits:
+    """Rate limits of a tier from the bundled tier matrix (Kyma's /v1/limits/tiers)."""
+    row = next(row for row in bundled_tiers() if row["tier"] == tier)
+    return TierLimits(tier=tier, rpm=row["rpm"], per_model_rpm=row["per_model_rpm"])
+
+
+@cache
+def bundled_tiers() -> list[dict[str, Any]]:
+    return json.loads((resources.files("kyma_mcp") / "data" / "tiers.json").read_text("utf-8"))["tiers"]
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json_object(response: httpx2.Response) -> JSONObject:
+    """The JSON object a successful Kyma answer carries."""
+    what = f"{response.request.method} {response.request.url.path}"
+    try:
+        body = response.json()
+    except ValueError:
+        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not JSON; retry later.") from None
+    if not isinstance(body, dict):
+        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not a JSON object; retry later.")
+    return body  # pyright: ignore[reportUnknownVariableType]
+
+
+async def _read_capped(response: httpx2.Response, max_bytes: int) -> bytes:
+    """The whole body of a streamed response, refusing one larger than `max_bytes`."""
+    too_large = UpstreamUnavailableError(
+        f"The file at {str(response.url)[:200]} is larger than {max_bytes // 1_048_576} MB; it was not downloaded."
+    )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
+
+
+def _json_field(body: bytes, field: str) -> str | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    value = error.get(field) if isinstance(error, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return value if isinstance(value, str) else None

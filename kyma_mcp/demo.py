@@ -1,0 +1,81 @@
+"""`kyma-mcp demo`: the whole product offline, as an agent would see it.
+
+Starts the Kyma emulator on a free loopback port, launches `kyma-mcp` over stdio under the
+MCP SDK's own client, calls the tools and prints what comes back. This is not the MCP server,
+so it may print to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult, TextContent
+
+from kyma_mcp.emulator import Switches, running_emulator
+
+DEMO_KEY = "ky-emulator-demo"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    del argv  # the demo takes no options
+    with running_emulator(Switches(token_interval_ms=25)) as emulator, tempfile.TemporaryDirectory() as out:
+        env = {
+            "KYMA_BASE_URL": emulator.base_url,
+            "KYMA_API_KEY": DEMO_KEY,
+            "KYMA_OUTPUT_DIR": out,
+            "PATH": os.environ.get("PATH", ""),
+        }
+        _say(f"Kyma emulator at {emulator.base_url}; starting `kyma-mcp` over stdio…")
+        anyio.run(_tour, env)
+    return 0
+
+
+async def _tour(env: dict[str, str]) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=env)
+    async with Client(params) as client:
+        tools = (await client.list_tools()).tools
+        _heading("tools/list")
+        for tool in tools:
+            _say(f"  {tool.name:16} {(tool.description or '').splitlines()[0]}")
+
+        _heading('list_models {"kind": "chat", "capability": "vision"}')
+        _show(await client.call_tool("list_models", {"kind": "chat", "capability": "vision"}))
+
+        _heading('chat {"prompt": "Explain rate limits in one paragraph.", "model": "best"}  (streamed)')
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            _say(f"  … progress {progress:g}: {message}")
+
+        result = await client.call_tool(
+            "chat", {"prompt": "Explain rate limits in one paragraph.", "model": "best"}, progress_callback=on_progress
+        )
+        _show(result, fields=("model_requested", "model_served", "finish_reason", "usage", "latency_ms"))
+
+        _heading('chat {"prompt": "…", "model": "no-such-model"}  (an error, as the agent reads it)')
+        _show(await client.call_tool("chat", {"prompt": "hi", "model": "no-such-model"}))
+
+
+def _show(result: CallToolResult, fields: Sequence[str] = ()) -> None:
+    status = "ERROR" if result.is_error else "ok"
+    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    _say(f"  [{status}]")
+    _say(textwrap.indent(text, "  | "))
+    structured: dict[str, Any] = result.structured_content or {}
+    for field in fields:
+        _say(f"  {field}: {json.dumps(structured.get(field))}")
+
+
+def _heading(text: str) -> None:
+    _say(f"\n== {text}")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)

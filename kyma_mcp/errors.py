@@ -1,0 +1,156 @@
+"""The errors kyma-mcp reports, and the one place their text is composed.
+
+Every failure a tool can meet is a `KymaError` whose text starts with a stable word in
+brackets, says what happened, then what the agent should do next. The server turns them
+into MCP `ToolError`s; nothing else reaches the model.
+
+    KymaError
+      AuthMissingError          [auth_missing]
+      AuthInvalidError          [auth_invalid]          401/403
+      InsufficientBalanceError  [insufficient_balance]  402
+      ModelNotFoundError        [model_not_found]       404 on a model
+      InvalidRequestError       [invalid_request]       400/404/409/413/422, bad arguments
+      RateLimitedError          [rate_limited]          429
+      UpstreamUnavailableError  [upstream_unavailable]  5xx, connection failures
+      UpstreamTimeoutError      [timeout]
+      JobFailedError            [job_failed]
+      PathDeniedError           [path_denied]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+TOPUP_URL = "https://kymaapi.com/billing"
+_UPSTREAM_TEXT_LIMIT = 300
+
+
+class KymaError(Exception):
+    """A failure with a message written for the model: `[word] what happened. What to do.`"""
+
+    word: ClassVar[str] = "upstream_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"[{self.word}] {message}")
+
+
+class AuthMissingError(KymaError):
+    word = "auth_missing"
+
+
+class AuthInvalidError(KymaError):
+    word = "auth_invalid"
+
+
+class InsufficientBalanceError(KymaError):
+    word = "insufficient_balance"
+
+
+class ModelNotFoundError(KymaError):
+    word = "model_not_found"
+
+
+class InvalidRequestError(KymaError):
+    word = "invalid_request"
+
+
+class RateLimitedError(KymaError):
+    word = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamUnavailableError(KymaError):
+    word = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(KymaError):
+    word = "timeout"
+
+
+class JobFailedError(KymaError):
+    word = "job_failed"
+
+
+class PathDeniedError(KymaError):
+    word = "path_denied"
+
+
+def missing_key_error(endpoint: str) -> AuthMissingError:
+    return AuthMissingError(
+        f"Kyma's {endpoint} needs an API key and KYMA_API_KEY is not set. Set it (a ky-… key from "
+        "https://kymaapi.com) in this MCP server's environment and restart the server; list_models and "
+        "recommend_model work without one."
+    )
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Remove every secret (and any bearer token) from text that may reach the model or a log."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"\b(ky|kyma|km|sk)-[A-Za-z0-9_\-]{6,}", r"\1-***", text)
+
+
+def upstream_message(body: bytes) -> str:
+    """The human part of a Kyma error body, shortened; falls back to the raw text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, Mapping):
+        error = payload.get("error")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
+            text = str(error["message"])  # pyright: ignore[reportUnknownArgumentType]
+        elif isinstance(error, str):
+            text = error
+    text = " ".join(text.split())
+    if len(text) > _UPSTREAM_TEXT_LIMIT:
+        text = text[: _UPSTREAM_TEXT_LIMIT - 1] + "…"
+    return text or "no details"
+
+
+def error_for_status(
+    status: int,
+    detail: str,
+    *,
+    model: str | None = None,
+    retry_after_seconds: float | None = None,
+    topup_url: str | None = None,
+    retried: int = 0,
+    rate_limits: str | None = None,
+) -> KymaError:
+    """Map one Kyma HTTP error answer (after `retried` retries) to the error the agent sees."""
+    said = f"Kyma answered {status}: {detail}"
+    tries = f"; retried {retried} time{'s' if retried != 1 else ''}" if retried else ""
+    if status in (401, 403):
+        return AuthInvalidError(
+            f"{said}. The API key in KYMA_API_KEY was rejected: check it is a current ky-… key and restart the server."
+        )
+    if status == 402:
+        return InsufficientBalanceError(
+            f"{said}. Top up at {topup_url or TOPUP_URL}, or use a cheaper model (recommend_model with "
+            "priority=cheapest), then retry."
+        )
+    if status == 404 and model is not None:
+        return ModelNotFoundError(f"Kyma does not serve model '{model}'. Call list_models to see the valid ids.")
+    if status == 429:
+        wait = (
+            f"try again in {math.ceil(retry_after_seconds)} s" if retry_after_seconds else "try again in a few seconds"
+        )
+        limits = f"Kyma allows {rate_limits}" if rate_limits else "Kyma's rate limit was reached"
+        return RateLimitedError(f"{limits} ({detail}){tries}; {wait}.", retry_after_seconds)
+    if status >= 500 or status == 409:
+        return UpstreamUnavailableError(
+            f"{said}{tries}. Kyma could not serve this request right now; retry in a few seconds or pick another model."
+        )
+    if status == 408:
+        return UpstreamTimeoutError(f"{said}{tries}. Retry, or ask for fewer tokens.")
+    return InvalidRequestError(f"{said}. Fix the arguments and call again.")

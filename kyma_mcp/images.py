@@ -1,0 +1,430 @@
+"""Kyma's asynchronous image jobs, end to end: check, submit, wait, download, save, preview.
+
+Kyma answers a submit with a job that is polled until it succeeds, fails, is refunded or
+expires (reference §2.7). Waiting stops before the call's deadline: a job still running is
+returned as `status: running` with its id, never as an error, so a paid image is never lost;
+`get_image_job` picks it up later, from this process or any other. Every submit carries an
+idempotency key, so a retried submit never starts (or bills) a second job.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, Field
+
+from kyma_mcp.catalog import ModelInfo, find
+from kyma_mcp.client import JSONObject, KymaClient
+from kyma_mcp.errors import (
+    InvalidRequestError,
+    JobFailedError,
+    KymaError,
+    ModelNotFoundError,
+    RateLimitedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from kyma_mcp.image_files import file_stem, find_saved, output_folder, save
+from kyma_mcp.previews import PREVIEW_MAX_EDGE, Preview, inspect, make_previews
+from kyma_mcp.settings import Settings
+
+POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)
+"""Pause before each status check; the last one repeats (Kyma asks for a poll every 1-2 s)."""
+FAILED_STATUSES = frozenset({"failed", "refunded", "expired"})
+_REMEMBERED_JOBS = 512
+_V = TypeVar("_V")
+
+ImageSize = Annotated[
+    str,
+    Field(
+        pattern=r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4}|[1-9][0-9]?:[1-9][0-9]?)$",
+        description="auto, WxH (1024x1024) or an aspect like 16:9",
+    ),
+]
+JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+"""Printable ASCII without spaces: it also travels as an HTTP header."""
+Progress = Callable[[str], Awaitable[None]]
+"""Shows the agent's host what the job is doing (MCP progress); each call is one step."""
+
+
+class ImageFile(BaseModel):
+    url: str = Field(description="Kyma's URL of the full image")
+    file: str | None = Field(description="Absolute path of the saved full-size file")
+    width: int | None = None
+    height: int | None = None
+
+
+class ImageResult(BaseModel):
+    job_id: str
+    status: Literal["running", "succeeded"] = Field(
+        description="running: the job outlived this call; call get_image_job with job_id to keep waiting"
+    )
+    model: str
+    images: list[ImageFile]
+    estimated_cost_usd: float | None = Field(description="What Kyma held when the job was submitted")
+    charged_usd: float | None = Field(description="What Kyma charged; null until the job finishes")
+    message: str
+
+    def text(self) -> str:
+        """The readable content: the message, then per image its file, size and URL."""
+        lines = [self.message]
+        for number, image in enumerate(self.images, 1):
+            size = f"{image.width}x{image.height}" if image.width and image.height else "size unknown"
+            lines.append(f"{number}. {image.file or '(not saved)'} ({size})\n   {image.url}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    model: str
+    size: str | None = None
+    n: int = 1
+    image_url: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a tool call returns: the result, its previews, and spend this process has not counted yet."""
+
+    result: ImageResult
+    previews: list[Preview]
+    newly_charged_usd: float | None = None
+
+    def preview_base64(self) -> list[tuple[str, str]]:
+        """(base64 data, MIME type) per preview, ready for MCP image content."""
+        return [(base64.b64encode(p.data).decode("ascii"), p.mime_type) for p in self.previews]
+
+
+@dataclass(frozen=True)
+class Job:
+    """The parts of Kyma's `image.job` object this module acts on."""
+
+    id: str
+    status: str
+    model: str
+    urls: tuple[str, ...]
+    created: datetime
+    estimated_cost: float | None
+    charged: float | None
+    error: str | None
+
+    @classmethod
+    def parse(cls, body: JSONObject, *, model: str = "") -> Job:
+        """Read a job from a submit or poll answer.
+
+        Raises:
+            UpstreamUnavailableError: the answer has no job id or status.
+        """
+        job_id, status = body.get("id"), body.get("status")
+        if not isinstance(job_id, str) or not job_id or not isinstance(status, str):
+            raise UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
+        output = _object(body.get("output"))
+        urls = [url for url in _list(output.get("urls")) if isinstance(url, str)]
+        if not urls and isinstance(output.get("url"), str):
+            urls = [output["url"]]
+        error = body.get("error")
+        reason = error if isinstance(error, str) else _object(error).get("message")
+        return cls(
+            id=job_id,
+            status=status,
+            model=body["model"] if isinstance(body.get("model"), str) else model,
+            urls=tuple(urls),
+            created=_timestamp(body.get("created_at")),
+            estimated_cost=_number(body.get("estimated_cost")),
+            charged=_number(body.get("charged_amount")),
+            error=reason[:300] if isinstance(reason, str) and reason else None,
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded with its URLs (they can lag the status a moment), or failed for good."""
+        return (self.status == "succeeded" and bool(self.urls)) or self.status in FAILED_STATUSES
+
+
+def check_request(catalog: Sequence[ModelInfo], request: ImageRequest) -> ModelInfo:
+    """The catalog entry for the request's model, once the request is known to be valid; before spending.
+
+    Raises:
+        ModelNotFoundError: not an image model of the catalog.
+        InvalidRequestError: an edit model without `image_url`, or an `image_url` that is not https.
+    """
+    model = find(catalog, request.model)
+    if model is None or model.kind != "image":
+        raise unknown_image_model(request.model, catalog)
+    if model.has("image_edit") and not request.image_url:
+        raise InvalidRequestError(
+            f"{model.id} edits an existing image: pass image_url (an https URL of the source image), "
+            "or use a text-to-image model such as flux-1.1-ultra."
+        )
+    if request.image_url and not request.image_url.startswith("https://"):
+        raise InvalidRequestError("image_url must be an https:// URL that Kyma can fetch.")
+    return model
+
+
+def unknown_image_model(model_id: str, catalog: Sequence[ModelInfo]) -> ModelNotFoundError:
+    listed = ", ".join(
+        f"{m.id} (${m.image_usd:g}/image)" if m.image_usd is not None else m.id for m in catalog if m.kind == "image"
+    )
+    kind = "a chat model, not an image model" if find(catalog, model_id) else "not a Kyma image model"
+    return ModelNotFoundError(f"'{model_id}' is {kind}. Use one of: {listed or 'see list_models(kind=image)'}.")
+
+
+class ImageJobs:
+    """Submits, waits for and delivers image jobs; remembers the prompts and charges it has seen."""
+
+    def __init__(self, client: KymaClient, settings: Settings) -> None:
+        self._client = client
+        self._output_dir = settings.output_dir
+        # Waiting stops this long before the deadline, leaving time to download and preview.
+        self._delivery_seconds = min(8.0, 0.25 * settings.tool_timeout_seconds)
+        # Delivery stops this long before the deadline, so a late result is still returned, not cut off.
+        self._margin_seconds = min(1.0, 0.1 * settings.tool_timeout_seconds)
+        self._prompts: dict[str, str] = {}
+        self._counted: dict[str, None] = {}
+
+    async def generate(
+        self, request: ImageRequest, catalog: Sequence[ModelInfo], *, deadline_at: float, progress: Progress
+    ) -> Delivery:
+        """Submit a job and wait for it until shortly before `deadline_at` (an anyio clock time).
+
+        Raises:
+            KymaError: the request is invalid, Kyma refused it, or the job failed.
+        """
+        model = check_request(catalog, request)
+        folder = output_folder(self._output_dir)  # a bad folder fails before anything is spent
+        key = request.idempotency_key or uuid.uuid4().hex
+        payload: JSONObject = {"model": model.id, "prompt": request.prompt, "n": request.n, "idempotency_key": key}
+        if request.size is not None:
+            payload["size"] = request.size
+        if request.image_url is not None:
+            payload["image_url"] = request.image_url
+        await progress(f"Submitting {request.n} image(s) to {model.id}")
+        job = await self._submit(payload, catalog, deadline_at - self._delivery_seconds)
+        _remember(self._prompts, job.id, request.prompt)
+        await progress(f"Job {job.id}: {job.status}")
+        return await self._follow(job, folder, deadline_at, deadline_at - self._delivery_seconds, progress)
+
+    async def resume(
+        self, job_id: str, *, wait_seconds: float | None, deadline_at: float, progress: Progress
+    ) -> Delivery:
+        """Check a job (any job of this API key) and wait up to `wait_seconds` for it to finish.
+
+        Raises:
+            KymaError: unknown job, Kyma unreachable, or the job failed.
+        """
+        folder = output_folder(self._output_dir)
+        wait_until = deadline_at - self._delivery_seconds
+        if wait_seconds is not None:
+            wait_until = min(wait_until, anyio.current_time() + wait_seconds)
+        job = Job.parse(await self._client.get_job(job_id))
+        await progress(f"Job {job.id}: {job.status}")
+        return await self._follow(job, folder, deadline_at, wait_until, progress)
+
+    async def _submit(self, payload: JSONObject, catalog: Sequence[ModelInfo], submit_by: float) -> Job:
+        key = payload["idempotency_key"]
+        try:
+            with anyio.fail_at(submit_by):
+                return Job.parse(await self._client.submit_image(payload), model=payload["model"])
+        except TimeoutError:
+            raise _with_retry_hint(UpstreamTimeoutError("Kyma did not accept the image job in time."), key) from None
+        except (UpstreamTimeoutError, UpstreamUnavailableError) as exc:
+            raise _with_retry_hint(exc, key) from None
+        except ModelNotFoundError:
+            raise unknown_image_model(payload["model"], catalog) from None
+
+    async def _follow(
+        self, job: Job, folder: Path, deadline_at: float, wait_until: float, progress: Progress
+    ) -> Delivery:
+        started = anyio.current_time()
+        job, trouble = await self._wait(job, wait_until, progress)
+        if job.status in FAILED_STATUSES:
+            raise job_failed_error(job)
+        if not job.finished:
+            waited = anyio.current_time() - started
+            note = f" Kyma could not be polled at the end ({trouble})." if trouble else ""
+            return self._running(job, f"Job {job.id} is still {job.status} at Kyma after {waited:.0f} s.{note}")
+        with anyio.move_on_at(deadline_at - self._margin_seconds):
+            return await self._deliver(job, folder, progress)
+        return self._running(job, f"Job {job.id} succeeded, but its images did not download before the deadline.")
+
+    async def _wait(self, job: Job, until: float, progress: Progress) -> tuple[Job, str | None]:
+        """Poll until the job is finished or `until`; a poll that fails is retried, not fatal."""
+        trouble: KymaError | None = None
+        started = anyio.current_time()
+        pauses = itertools.chain(POLL_SECONDS, itertools.repeat(POLL_SECONDS[-1]))
+        with anyio.move_on_at(until):
+            while not job.finished:
+                pause = next(pauses)
+                if isinstance(trouble, RateLimitedError) and trouble.retry_after_seconds:
+                    pause = max(pause, trouble.retry_after_seconds)
+                await anyio.sleep(pause)
+                try:
+                    job = Job.parse(await self._client.get_job(job.id), model=job.model)
+                except (UpstreamUnavailableError, UpstreamTimeoutError, RateLimitedError) as exc:
+                    trouble = exc
+                    await progress(f"Job {job.id}: status check failed ({exc.word}); trying again")
+                    continue
+                trouble = None
+                await progress(f"Job {job.id}: {job.status} ({anyio.current_time() - started:.0f} s)")
+        return job, str(trouble) if trouble else None
+
+    async def _deliver(self, job: Job, folder: Path, progress: Progress) -> Delivery:
+        """Fetch each image once (a file saved by an earlier call is reused), save it, preview it."""
+        prompt = self._prompts.get(job.id)
+        stems = [
+            file_stem(created=job.created, model=job.model, prompt=prompt, job_id=job.id, index=number)
+            for number in range(1, len(job.urls) + 1)
+        ]
+        saved = [find_saved(folder, stem) for stem in stems]
+        await progress(f"Job {job.id}: downloading {sum(path is None for path in saved)} image(s)")
+        contents: list[bytes] = [b""] * len(stems)
+
+        async def fetch(index: int) -> None:
+            path = saved[index]
+            if path is not None:
+                contents[index] = await anyio.to_thread.run_sync(path.read_bytes)
+            else:
+                contents[index] = await self._download(job, index)
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(stems)):
+                group.start_soon(fetch, index)
+        await progress(f"Job {job.id}: saving and making previews")
+        files, previews = await anyio.to_thread.run_sync(_save_and_preview, folder, stems, saved, contents)
+        newly_charged = None
+        if job.id not in self._counted:
+            _remember(self._counted, job.id, None)
+            newly_charged = job.charged
+        return Delivery(_succeeded(job, files, folder), previews, newly_charged)
+
+    async def _download(self, job: Job, index: int) -> bytes:
+        try:
+            return await self._client.download(job.urls[index])
+        except KymaError as exc:
+            raise UpstreamUnavailableError(
+                f"Job {job.id} succeeded, but downloading image {index + 1} failed: "
+                f'{str(exc).removeprefix(f"[{exc.word}] ")} Call get_image_job with job_id="{job.id}" to try '
+                "again; the job is not run or charged again."
+            ) from None
+
+    def _running(self, job: Job, what: str) -> Delivery:
+        held = f" ${job.estimated_cost:g} is held for it." if job.estimated_cost is not None else ""
+        message = (
+            f'{what}{held} Nothing is lost: call get_image_job with job_id="{job.id}" to keep waiting; '
+            "it does not submit or charge again."
+        )
+        result = ImageResult(
+            job_id=job.id,
+            status="running",
+            model=job.model,
+            images=[],
+            estimated_cost_usd=job.estimated_cost,
+            charged_usd=job.charged,
+            message=message,
+        )
+        return Delivery(result, [])
+
+
+def job_failed_error(job: Job) -> JobFailedError:
+    """`[job_failed]` with Kyma's reason and what happened to the money."""
+    what = {"failed": "failed", "expired": "expired before it finished", "refunded": "was refunded"}
+    reason = f": {job.error}" if job.error else ""
+    if job.charged:
+        money = f"Kyma reports ${job.charged:g} charged."
+    elif job.estimated_cost is not None:
+        money = f"The ${job.estimated_cost:g} hold was refunded; nothing was charged."
+    else:
+        money = "Nothing was charged."
+    return JobFailedError(
+        f"Image job {job.id} ({job.model}) {what.get(job.status, job.status)}{reason}. {money} Call generate_image "
+        "again without this job's idempotency_key (reusing it returns this same job), or try another prompt or model."
+    )
+
+
+def _with_retry_hint(exc: UpstreamTimeoutError | UpstreamUnavailableError, key: str) -> KymaError:
+    """The same error, telling the agent how to retry a submit Kyma may have received without paying twice."""
+    said = str(exc).removeprefix(f"[{exc.word}] ")
+    return type(exc)(
+        f'{said} Kyma may have started the job anyway: retry generate_image with idempotency_key="{key}" '
+        "to get that job instead of paying for a second one."
+    )
+
+
+def _save_and_preview(
+    folder: Path, stems: Sequence[str], saved: Sequence[Path | None], contents: Sequence[bytes]
+) -> tuple[list[tuple[Path, int | None, int | None]], list[Preview]]:
+    """Blocking work, run in a thread: write new files, read their sizes, encode the previews."""
+    files: list[tuple[Path, int | None, int | None]] = []
+    for stem, path, data in zip(stems, saved, contents, strict=True):
+        facts = inspect(data)
+        files.append((path or save(folder, stem, facts.extension, data), facts.width, facts.height))
+    previews = [p for p in make_previews(contents) if p is not None]
+    return files, previews
+
+
+def _succeeded(job: Job, files: Sequence[tuple[Path, int | None, int | None]], folder: Path) -> ImageResult:
+    count = f"{len(files)} image{'s' if len(files) != 1 else ''}"
+    cost = f"charged ${job.charged:g}" if job.charged is not None else f"estimated ${job.estimated_cost or 0:g}"
+    message = (
+        f"{count} from {job.model} (job {job.id}, {cost}), saved in {folder}. The previews are JPEGs "
+        f"downscaled to at most {PREVIEW_MAX_EDGE} px; the files are full size."
+    )
+    return ImageResult(
+        job_id=job.id,
+        status="succeeded",
+        model=job.model,
+        images=[
+            ImageFile(url=url, file=str(path), width=width, height=height)
+            for url, (path, width, height) in zip(job.urls, files, strict=True)
+        ],
+        estimated_cost_usd=job.estimated_cost,
+        charged_usd=job.charged,
+        message=message,
+    )
+
+
+def _remember(memory: dict[str, _V], job_id: str, value: _V) -> None:
+    """Keep `value` for `job_id`, forgetting the oldest entry beyond `_REMEMBERED_JOBS`."""
+    memory[job_id] = value
+    if len(memory) > _REMEMBERED_JOBS:
+        del memory[next(iter(memory))]
+
+
+def _timestamp(value: object) -> datetime:
+    """A job's `created_at` (ISO 8601 or epoch seconds); now when absent or unreadable."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return datetime.now(UTC)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _object(value: object) -> JSONObject:
+    return cast(JSONObject, value) if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[object]:
+    return cast(list[object], value) if isinstance(value, list) else []
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,121 @@
+"""Client-side pacing: spread a burst of calls under Kyma's rate limits instead of collecting 429s.
+
+One `Pacer` is shared by every call of a server. It keeps the start times of recent requests
+in a sliding window per account and per model (Kyma enforces both), waits for a free slot,
+and honours a shared pause after Kyma answers 429 with `Retry-After`. A call that would have
+to wait past its deadline is refused at once with the time to retry, so it never just hangs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import anyio
+
+from kyma_mcp.errors import RateLimitedError
+
+WaitReporter = Callable[[str], Awaitable[None]]
+wait_reporter: ContextVar[WaitReporter | None] = ContextVar("wait_reporter", default=None)
+"""Set by the server for the duration of a tool call, so waits can be shown as MCP progress."""
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """The request-rate part of one row of Kyma's tier matrix."""
+
+    tier: int
+    rpm: int
+    per_model_rpm: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.rpm} requests/min ({self.per_model_rpm} per model) on Tier {self.tier}"
+
+
+TIER_0 = TierLimits(tier=0, rpm=30, per_model_rpm=25)
+
+
+class Pacer:
+    """Sliding-window request pacing, shared by all concurrent calls.
+
+    Each call reserves the earliest start that keeps both windows under their limits, in
+    arrival order, then sleeps until it. Reserving (rather than queueing on a lock) lets a call
+    see at once whether its slot falls past its deadline.
+    """
+
+    def __init__(self, limits: TierLimits = TIER_0, *, window_seconds: float = 60.0) -> None:
+        self.limits = limits
+        self._window = window_seconds
+        self._starts: deque[float] = deque()
+        self._model_starts: dict[str, deque[float]] = {}
+        self._paused_until = 0.0
+
+    def set_limits(self, limits: TierLimits) -> None:
+        self.limits = limits
+
+    def pause(self, seconds: float) -> None:
+        """Hold every call for `seconds` (Kyma answered 429 with Retry-After)."""
+        self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+    async def acquire(self, model: str | None, deadline: float) -> None:
+        """Wait for a request slot, reporting the wait; a cancelled wait gives its slot back.
+
+        Raises:
+            RateLimitedError: the slot would come after `deadline`; the text says when to retry.
+        """
+        now = anyio.current_time()
+        start = self._reserve(model, now, deadline)
+        try:
+            if start > now:
+                await self._report(start - now)
+                await anyio.sleep(start - now)
+            while (pause := self._paused_until - anyio.current_time()) > 0:
+                self._refuse_past(deadline, pause)
+                await anyio.sleep(pause)
+        except BaseException:
+            self._release(model, start)
+            raise
+
+    def _reserve(self, model: str | None, now: float, deadline: float) -> float:
+        starts = self._model_starts.setdefault(model or "", deque())
+        for queue in (self._starts, starts):
+            while queue and queue[0] <= now - self._window:
+                queue.popleft()
+        start = max(
+            now,
+            self._paused_until,
+            self._starts[-1] if self._starts else now,
+            self._slot_after(self._starts, self.limits.rpm),
+            self._slot_after(starts, self.limits.per_model_rpm) if model else now,
+        )
+        self._refuse_past(deadline, start - now)
+        self._starts.append(start)
+        starts.append(start)
+        return start
+
+    def _slot_after(self, starts: deque[float], limit: int) -> float:
+        """The earliest time a new start fits: `limit` starts per window at most."""
+        return starts[-limit] + self._window if len(starts) >= limit else 0.0
+
+    def _release(self, model: str | None, start: float) -> None:
+        for queue in (self._starts, self._model_starts.get(model or "", deque())):
+            if start in queue:
+                queue.remove(start)
+
+    def _refuse_past(self, deadline: float, wait: float) -> None:
+        if anyio.current_time() + wait > deadline:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimitedError(
+                f"Kyma allows {self.limits.label}; this call would wait {seconds} s for a slot, past its "
+                f"deadline. Try again in {seconds} s, or send fewer calls at once.",
+                retry_after_seconds=seconds,
+            )
+
+    async def _report(self, wait: float) -> None:
+        reporter = wait_reporter.get()
+        if reporter is not None:
+            await reporter(f"waiting {wait:.1f} s for a rate-limit slot ({self.limits.label})")

@@ -1,0 +1,83 @@
+"""Settings read once from the environment; the only place environment variables are parsed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_BASE_URL = "https://kymaapi.com/v1"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and is safe to print."""
+
+
+class Settings(BaseModel):
+    """Everything kyma-mcp reads from its environment, validated, frozen.
+
+    The API key is a `SecretStr`, so it never appears in a repr, a log line or an error.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    default_model: str = Field(default="qwen-3.6-plus", min_length=1)
+    default_image_model: str = Field(default="flux-1.1-ultra", min_length=1)
+    tool_timeout_seconds: float = Field(default=50.0, gt=0, le=3600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    tier: int | None = Field(default=None, ge=0, le=4)
+    rate_window_seconds: float = Field(default=60.0, gt=0, le=3600)
+    output_dir: Path | None = None
+    mcp_auth_token: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL such as {DEFAULT_BASE_URL}")
+        return value.rstrip("/")
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from `KYMA_*` variables; empty values count as unset.
+
+        Raises:
+            ConfigError: a value is invalid; the message names the variable.
+        """
+        fields: dict[str, object] = {}
+        for variable, field in _ENV_FIELDS.items():
+            raw = env.get(variable, "").strip()
+            if raw:
+                fields[field] = raw
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "?"
+            variable = next((v for v, f in _ENV_FIELDS.items() if f == field), field)
+            shown = "(hidden)" if field in _SECRET_FIELDS else repr(fields.get(field))
+            raise ConfigError(f"{variable}={shown} is invalid: {first['msg']}") from None
+
+
+_ENV_FIELDS = {
+    "KYMA_API_KEY": "api_key",
+    "KYMA_BASE_URL": "base_url",
+    "KYMA_DEFAULT_MODEL": "default_model",
+    "KYMA_DEFAULT_IMAGE_MODEL": "default_image_model",
+    "KYMA_TOOL_TIMEOUT_SECONDS": "tool_timeout_seconds",
+    "KYMA_MAX_RETRIES": "max_retries",
+    "KYMA_TIER": "tier",
+    "KYMA_RATE_WINDOW_SECONDS": "rate_window_seconds",
+    "KYMA_OUTPUT_DIR": "output_dir",
+    "KYMA_MCP_AUTH_TOKEN": "mcp_auth_token",
+}
+_SECRET_FIELDS = {"api_key", "mcp_auth_token"}

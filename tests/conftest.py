@@ -1,0 +1,54 @@
+"""Shared fixtures: the anyio backend, a Kyma emulator on loopback, and MCP clients in both protocol eras."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from kyma_mcp.emulator import EmulatorHandle, running_emulator
+from kyma_mcp.server import build_server
+from kyma_mcp.settings import Settings
+
+TEST_KEY = "ky-test-0123456789abcdef"
+
+ConnectFactory = Callable[..., Client]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[EmulatorHandle]:
+    with running_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(shared_emulator: EmulatorHandle) -> EmulatorHandle:
+    """The session's emulator, back to a healthy gateway with a full balance for each test."""
+    shared_emulator.state.reset()
+    return shared_emulator
+
+
+def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:
+    return Settings.model_validate({"api_key": TEST_KEY, "base_url": emulator.base_url} | overrides)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def era(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: 2026-07-28 (no handshake) and the legacy `initialize` handshake."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(emulator: EmulatorHandle, era: str) -> ConnectFactory:
+    """`connect(**settings)` → an in-memory MCP client of a fresh server pointed at the emulator."""
+
+    def factory(**overrides: Any) -> Client:
+        server = build_server(emulator_settings(emulator, **overrides))
+        return Client(server) if era == "auto" else Client(server, mode="legacy")
+
+    return factory

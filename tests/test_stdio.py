@@ -1,0 +1,106 @@
+"""The real process over stdio: stdout carries nothing but JSON-RPC, and stdin closing ends it fast."""
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import Process
+
+from kyma_mcp.emulator import EmulatorHandle
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.anyio
+
+
+class StdioPeer:
+    """A minimal JSON-RPC client that keeps every byte the server writes to stdout."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.lines: list[bytes] = []
+        self._buffer = b""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+
+    async def response(self, request_id: int) -> dict[str, Any]:
+        while True:
+            message = json.loads(await self._line())
+            if message.get("id") == request_id and "method" not in message:
+                return message
+
+    async def _line(self) -> bytes:
+        assert self.process.stdout is not None
+        while b"\n" not in self._buffer:
+            self._buffer += await self.process.stdout.receive()
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        self.lines.append(line)
+        return line
+
+    async def drain(self) -> None:
+        assert self.process.stdout is not None
+        async for chunk in self.process.stdout:
+            self._buffer += chunk
+        self.lines += [line for line in self._buffer.split(b"\n") if line]
+
+
+async def test_stdout_is_pure_json_rpc_and_stdin_eof_exits_within_5_s(emulator: EmulatorHandle) -> None:
+    emulator.switches.token_interval_ms = 5
+    env = {**os.environ, "KYMA_BASE_URL": emulator.base_url, "KYMA_API_KEY": TEST_KEY, "KYMA_LOG_LEVEL": "DEBUG"}
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
+    peer = StdioPeer(process)
+    try:
+        with anyio.fail_after(30):
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "stdio-test", "version": "0"},
+                    },
+                }
+            )
+            assert (await peer.response(1))["result"]["serverInfo"]["name"] == "kyma"
+            await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await peer.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+            tools = (await peer.response(2))["result"]["tools"]
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "tools/call",
+                    "params": {"name": "chat", "arguments": {"prompt": "hello"}, "_meta": {"progressToken": "p1"}},
+                }
+            )
+            reply = (await peer.response(3))["result"]
+            await peer.send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "list_models"}})
+            await peer.response(4)
+
+        assert process.stdin is not None
+        closed_at = time.monotonic()
+        await process.stdin.aclose()
+        with anyio.fail_after(5):
+            await peer.drain()
+            code = await process.wait()
+        exit_seconds = time.monotonic() - closed_at
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == 0
+    assert exit_seconds < 5
+    assert {"chat", "list_models"} <= {tool["name"] for tool in tools}
+    assert not reply.get("isError")
+    assert reply["structuredContent"]["reply"].startswith("Echo from")
+    messages = [json.loads(line) for line in peer.lines]
+    assert all(message["jsonrpc"] == "2.0" for message in messages)
+    assert any(message.get("method") == "notifications/progress" for message in messages)
