@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from kyma_mcp import __version__
-from kyma_mcp.settings import ConfigError, Settings
+from kyma_mcp.http_config import HttpConfig
+from kyma_mcp.settings import ConfigError, Settings, split_list
 
 EXIT_CONFIG = 2
 
@@ -41,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP transports only (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP transports only (default 8000)")
+    parser.add_argument("--auth-token-file", type=Path, help="HTTP: file holding the bearer token clients must send")
+    parser.add_argument(
+        "--allowed-hosts", type=split_list, help="HTTP: Host values to accept besides loopback, comma-separated"
+    )
+    parser.add_argument(
+        "--allowed-origins", type=split_list, help="HTTP: browser Origins to accept besides loopback, comma-separated"
+    )
     parser.add_argument("--log-level", default=os.environ.get("KYMA_LOG_LEVEL", "WARNING"))
     return parser
 
@@ -49,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(os.environ)
+        http = _http_config(args, settings)
     except ConfigError as exc:
         sys.stderr.write(f"kyma-mcp: {exc}\n")
         return EXIT_CONFIG
@@ -59,8 +70,35 @@ def _serve(args: argparse.Namespace) -> int:
 
     server = build_server(settings)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    if args.transport == "stdio":
-        server.run()
-    else:
-        server.run(args.transport, host=args.host, port=args.port)
+    # SIGTERM (how hosts and process managers stop a server) unwinds like Ctrl-C: the lifespan
+    # closes the HTTP pool and the process exits 0 instead of dying mid-write.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if http is None:
+            server.run()
+        else:
+            from kyma_mcp.http_app import serve  # uvicorn and Starlette only for HTTP
+
+            serve(server, http)
+    except KeyboardInterrupt:
+        logging.getLogger("kyma_mcp").info("stopped by a signal")
+        logging.shutdown()
+        # The SDK reads stdin on a worker thread that no signal can interrupt; the interpreter
+        # would wait for it forever at exit. Everything worth closing is closed by now.
+        os._exit(0)
     return 0
+
+
+def _http_config(args: argparse.Namespace, settings: Settings) -> HttpConfig | None:
+    """None for stdio; checked before the SDK is imported, so a refused start-up is quick."""
+    if args.transport == "stdio":
+        return None
+    return HttpConfig.from_settings(
+        settings,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        token_file=args.auth_token_file,
+        allowed_hosts=args.allowed_hosts,
+        allowed_origins=args.allowed_origins,
+    )

@@ -127,6 +127,24 @@ class KymaClient:
     async def get_balance(self) -> JSONObject:
         return await self._get_json("credits/balance", auth=True)
 
+    async def get_auth_limits(self) -> JSONObject:
+        """The account's tier, limits and current use (`GET /auth/limits`, needs the key)."""
+        return await self._get_json("auth/limits", auth=True)
+
+    async def get_tiers(self) -> JSONObject:
+        """Kyma's public tier ladder (`GET /limits/tiers`)."""
+        return await self._get_json("limits/tiers", auth=False)
+
+    async def get_capabilities(self) -> JSONObject | None:
+        """Kyma's gateway overview (`GET /capabilities`, shape undocumented); `None` when it is not served.
+
+        A bodiless GET is refused as an invalid request only when the path is unknown (404/405).
+        """
+        try:
+            return await self._get_json("capabilities", auth=bool(self._key))
+        except InvalidRequestError:
+            return None
+
     async def submit_image(self, payload: JSONObject) -> JSONObject:
         """Start an image job (`POST /images/generations`, 202; 200 when its idempotency key is replayed).
 

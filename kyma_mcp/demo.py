@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ImageContent, TextContent
 
 from kyma_mcp.emulator import Switches, running_emulator
 
@@ -58,6 +58,21 @@ async def _tour(env: dict[str, str]) -> None:
             "chat", {"prompt": "Explain rate limits in one paragraph.", "model": "best"}, progress_callback=on_progress
         )
         _show(result, fields=("model_requested", "model_served", "finish_reason", "usage", "latency_ms"))
+
+        _heading('generate_image {"prompt": "A red fox in fresh snow, golden hour", "size": "16:9"}  (a job, polled)')
+        result = await client.call_tool(
+            "generate_image",
+            {"prompt": "A red fox in fresh snow, golden hour", "size": "16:9"},
+            progress_callback=on_progress,
+        )
+        _show(result, fields=("job_id", "status", "charged_usd"))
+        delivered: dict[str, Any] = result.structured_content or {}
+        images: list[dict[str, Any]] = delivered.get("images") or []
+        for image in images:
+            _say(f"  saved: {image['file']} ({image['width']}x{image['height']}; the demo's folder is temporary)")
+        for block in result.content:
+            if isinstance(block, ImageContent):
+                _say(f"  preview sent to the agent: {block.mime_type}, {len(block.data) / 1000:.0f} KB of base64")
 
         _heading('chat {"prompt": "…", "model": "no-such-model"}  (an error, as the agent reads it)')
         _show(await client.call_tool("chat", {"prompt": "hi", "model": "no-such-model"}))

@@ -33,7 +33,7 @@ def output_folder(configured: Path | None) -> Path:
     if configured is None:
         import platformdirs  # lazy: only image tools need it
 
-        folder = platformdirs.user_data_path(APP_NAME) / "images"
+        folder = platformdirs.user_data_path(APP_NAME, appauthor=False) / "images"
     else:
         folder = configured.expanduser()
         if not folder.is_absolute():

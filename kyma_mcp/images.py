@@ -29,6 +29,7 @@ from kyma_mcp.errors import (
     JobFailedError,
     KymaError,
     ModelNotFoundError,
+    PathDeniedError,
     RateLimitedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -58,10 +59,10 @@ Progress = Callable[[str], Awaitable[None]]
 
 
 class ImageFile(BaseModel):
-    url: str = Field(description="Kyma's URL of the full image")
-    file: str | None = Field(description="Absolute path of the saved full-size file")
-    width: int | None = None
-    height: int | None = None
+    url: str
+    file: str | None
+    width: int | None
+    height: int | None
 
 
 class ImageResult(BaseModel):
@@ -71,8 +72,8 @@ class ImageResult(BaseModel):
     )
     model: str
     images: list[ImageFile]
-    estimated_cost_usd: float | None = Field(description="What Kyma held when the job was submitted")
-    charged_usd: float | None = Field(description="What Kyma charged; null until the job finishes")
+    estimated_cost_usd: float | None
+    charged_usd: float | None = Field(description="null until the job finishes")
     message: str
 
     def text(self) -> str:
@@ -224,13 +225,12 @@ class ImageJobs:
         Raises:
             KymaError: unknown job, Kyma unreachable, or the job failed.
         """
-        folder = output_folder(self._output_dir)
         wait_until = deadline_at - self._delivery_seconds
         if wait_seconds is not None:
             wait_until = min(wait_until, anyio.current_time() + wait_seconds)
         job = Job.parse(await self._client.get_job(job_id))
         await progress(f"Job {job.id}: {job.status}")
-        return await self._follow(job, folder, deadline_at, wait_until, progress)
+        return await self._follow(job, output_folder(self._output_dir), deadline_at, wait_until, progress)
 
     async def _submit(self, payload: JSONObject, catalog: Sequence[ModelInfo], submit_by: float) -> Job:
         key = payload["idempotency_key"]
@@ -253,8 +253,9 @@ class ImageJobs:
             raise job_failed_error(job)
         if not job.finished:
             waited = anyio.current_time() - started
+            state = "finishing (no image URL yet)" if job.status == "succeeded" else job.status
             note = f" Kyma could not be polled at the end ({trouble})." if trouble else ""
-            return self._running(job, f"Job {job.id} is still {job.status} at Kyma after {waited:.0f} s.{note}")
+            return self._running(job, f"Job {job.id} is still {state} at Kyma after {waited:.0f} s.{note}")
         with anyio.move_on_at(deadline_at - self._margin_seconds):
             return await self._deliver(job, folder, progress)
         return self._running(job, f"Job {job.id} succeeded, but its images did not download before the deadline.")
@@ -288,19 +289,23 @@ class ImageJobs:
             for number in range(1, len(job.urls) + 1)
         ]
         saved = [find_saved(folder, stem) for stem in stems]
-        await progress(f"Job {job.id}: downloading {sum(path is None for path in saved)} image(s)")
+        if missing := sum(path is None for path in saved):
+            await progress(f"Job {job.id}: downloading {missing} image(s)")
         contents: list[bytes] = [b""] * len(stems)
+        failures: list[KymaError] = []
 
         async def fetch(index: int) -> None:
-            path = saved[index]
-            if path is not None:
-                contents[index] = await anyio.to_thread.run_sync(path.read_bytes)
-            else:
-                contents[index] = await self._download(job, index)
+            # Failures are collected, not raised: a task group would wrap them in an ExceptionGroup.
+            try:
+                contents[index] = await self._fetch(job, index, saved[index])
+            except KymaError as exc:
+                failures.append(exc)
 
         async with anyio.create_task_group() as group:
             for index in range(len(stems)):
                 group.start_soon(fetch, index)
+        if failures:
+            raise failures[0]
         await progress(f"Job {job.id}: saving and making previews")
         files, previews = await anyio.to_thread.run_sync(_save_and_preview, folder, stems, saved, contents)
         newly_charged = None
@@ -309,9 +314,14 @@ class ImageJobs:
             newly_charged = job.charged
         return Delivery(_succeeded(job, files, folder), previews, newly_charged)
 
-    async def _download(self, job: Job, index: int) -> bytes:
+    async def _fetch(self, job: Job, index: int, saved: Path | None) -> bytes:
+        """Image `index` of the job: the file an earlier call saved, else a download."""
         try:
+            if saved is not None:
+                return await anyio.Path(saved).read_bytes()
             return await self._client.download(job.urls[index])
+        except OSError as exc:
+            raise PathDeniedError(f"Cannot read '{saved}' ({exc.strerror or 'error'}).") from None
         except KymaError as exc:
             raise UpstreamUnavailableError(
                 f"Job {job.id} succeeded, but downloading image {index + 1} failed: "
@@ -340,7 +350,7 @@ class ImageJobs:
 def job_failed_error(job: Job) -> JobFailedError:
     """`[job_failed]` with Kyma's reason and what happened to the money."""
     what = {"failed": "failed", "expired": "expired before it finished", "refunded": "was refunded"}
-    reason = f": {job.error}" if job.error else ""
+    reason = f" (Kyma says: {job.error.rstrip('. ')})" if job.error else ""
     if job.charged:
         money = f"Kyma reports ${job.charged:g} charged."
     elif job.estimated_cost is not None:

@@ -7,17 +7,20 @@ modules, and turn every `KymaError` into a `ToolError` whose text the model read
 from __future__ import annotations
 
 import difflib
+import json
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, ImageContent, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -25,10 +28,13 @@ from pydantic_core import ErrorDetails
 from kyma_mcp import __version__
 from kyma_mcp.catalog import Capability, Catalog, Kind, ModelInfo, ModelRow, Source, find, select
 from kyma_mcp.chat import ChatMessage, ChatResult, ReplyBuilder, build_messages, check_vision, finish
-from kyma_mcp.client import JSONObject, KymaClient, RouteInfo
+from kyma_mcp.client import JSONObject, KymaClient, RouteInfo, bundled_tiers
 from kyma_mcp.errors import KymaError, ModelNotFoundError, UpstreamTimeoutError, UpstreamUnavailableError, redact
+from kyma_mcp.guide import guide_markdown
 from kyma_mcp.images import Delivery, IdempotencyKey, ImageJobs, ImageRequest, ImageResult, ImageSize, JobId
+from kyma_mcp.limits import LimitsResult, collect_parts, request_caps, shape_limits
 from kyma_mcp.pacing import wait_reporter
+from kyma_mcp.recommend import Priority, Recommendation, recommend
 from kyma_mcp.settings import Settings
 from kyma_mcp.usage import SessionUsage
 from kyma_mcp.vision import to_image_url
@@ -92,6 +98,22 @@ class KymaServer(MCPServer):
                 raise
             raise ToolError(message) from exc.__cause__
 
+    async def read_resource(
+        self, uri: Any, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        """Lend the request's `AppState` to the resource functions: the SDK passes static resources no Context."""
+        if context is None:
+            return await super().read_resource(uri, context)
+        token = _resource_state.set(context.request_context.lifespan_context)
+        try:
+            return await super().read_resource(uri, context)
+        finally:
+            _resource_state.reset(token)
+
+
+_resource_state: ContextVar[AppState] = ContextVar("kyma_resource_state")
+"""The state of the server reading a resource, set by `KymaServer.read_resource` for the read."""
+
 
 def _problem(error: ErrorDetails) -> str:
     """One validation problem without the rejected value, which may be huge or private."""
@@ -133,6 +155,25 @@ def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | N
         get_image_job,
         title="Get a Kyma image job",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
+    )
+    server.add_tool(
+        recommend_model,
+        title="Recommend a Kyma model",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
+    )
+    server.add_tool(
+        get_limits,
+        title="Kyma tier, limits and balance",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
+    )
+    server.resource("kyma://models", name="models", title="Kyma model catalog", mime_type="application/json")(
+        models_resource
+    )
+    server.resource("kyma://models/{model_id}", name="model", title="One Kyma model", mime_type="application/json")(
+        model_resource
+    )
+    server.resource("kyma://guide", name="guide", title="Which Kyma model for which job", mime_type="text/markdown")(
+        guide_resource
     )
     return server
 
@@ -324,6 +365,86 @@ def _image_result(delivery: Delivery) -> CallToolResult:
         content=[TextContent(type="text", text=delivery.result.text()), *previews],
         structured_content=delivery.result.model_dump(mode="json"),
     )
+
+
+async def recommend_model(
+    ctx: AppContext,
+    task: Annotated[str, Field(min_length=1, max_length=4000, description="The job, in plain words")],
+    needs: Annotated[list[Capability] | None, Field(max_length=7, description="Capabilities it must have")] = None,
+    min_context: Annotated[int | None, Field(ge=1, description="Minimum context window, tokens")] = None,
+    min_output: Annotated[int | None, Field(ge=1, description="Minimum max_output_tokens")] = None,
+    priority: Priority = "balanced",
+) -> Annotated[CallToolResult, Recommendation]:
+    """Recommend a Kyma model for a task: a pick, a cheaper and a stronger one, with ready chat arguments.
+    Use before chat or generate_image when unsure which model fits; needs no key."""
+    state = ctx.request_context.lifespan_context
+    async with _tool_errors(state, "recommend_model"):
+        view = await state.catalog.view()
+    result = recommend(
+        task,
+        view.models,
+        needs=needs or (),
+        min_context=min_context,
+        min_output=min_output,
+        priority=priority,
+        source=view.source,
+        request_caps=request_caps(bundled_tiers()),
+    )
+    state.usage.record("recommend_model")
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
+    )
+
+
+async def get_limits(ctx: AppContext) -> Annotated[CallToolResult, LimitsResult]:
+    """Show the Kyma account's tier, rate limits and balance, and this server's calls and spend.
+    Use before heavy work, or after a rate_limited or insufficient_balance error."""
+    state = ctx.request_context.lifespan_context
+    client = state.client
+    has_key = state.settings.has_api_key
+    async with _tool_errors(state, "get_limits"):
+        account = {"account": client.get_auth_limits, "balance": client.get_balance} if has_key else {}
+        parts = await collect_parts({"tiers": client.get_tiers, "capabilities": client.get_capabilities, **account})
+    result = shape_limits(
+        tiers=parts["tiers"],
+        bundled_tiers=bundled_tiers(),
+        account=parts.get("account"),
+        balance=parts.get("balance"),
+        capabilities=parts["capabilities"],
+        usage=state.usage,
+        configured_tier=state.settings.tier,
+        has_key=has_key,
+    )
+    state.usage.record("get_limits")
+    return CallToolResult(
+        content=[TextContent(type="text", text=redact(result.text(), client.secrets))],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+async def models_resource() -> str:
+    """Every Kyma model with its limits, modalities, capabilities and prices (JSON)."""
+    view = await _resource_state.get().catalog.view()
+    return json.dumps({"source": view.source, "models": [_model_json(m) for m in view.models]})
+
+
+async def model_resource(model_id: str) -> str:
+    """One Kyma model (by id or alias): limits, modalities, capabilities, prices (JSON)."""
+    view = await _resource_state.get().catalog.view()
+    model = find(view.models, model_id)
+    if model is None:
+        raise ResourceNotFoundError(f"Kyma serves no model '{model_id}'; read kyma://models for the valid ids.")
+    return json.dumps(_model_json(model) | {"source": view.source})
+
+
+async def guide_resource() -> str:
+    """Which Kyma model for which job (Markdown), from the data recommend_model uses."""
+    view = await _resource_state.get().catalog.view()
+    return guide_markdown(view.models, view.source)
+
+
+def _model_json(model: ModelInfo) -> dict[str, Any]:
+    return ModelRow.of(model).model_dump(mode="json", exclude_none=True)
 
 
 class _Progress:

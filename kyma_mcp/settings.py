@@ -15,6 +15,11 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and is safe to print."""
 
 
+def split_list(value: str) -> tuple[str, ...]:
+    """A comma-separated list, e.g. `"a.example, b.example"`, as its non-empty items."""
+    return tuple(item for item in (part.strip() for part in value.split(",")) if item)
+
+
 class Settings(BaseModel):
     """Everything kyma-mcp reads from its environment, validated, frozen.
 
@@ -33,6 +38,13 @@ class Settings(BaseModel):
     rate_window_seconds: float = Field(default=60.0, gt=0, le=3600)
     output_dir: Path | None = None
     mcp_auth_token: SecretStr | None = None
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    mcp_allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value) if isinstance(value, str) else value
 
     @field_validator("base_url")
     @classmethod
@@ -79,5 +91,7 @@ _ENV_FIELDS = {
     "KYMA_RATE_WINDOW_SECONDS": "rate_window_seconds",
     "KYMA_OUTPUT_DIR": "output_dir",
     "KYMA_MCP_AUTH_TOKEN": "mcp_auth_token",
+    "KYMA_MCP_ALLOWED_HOSTS": "mcp_allowed_hosts",
+    "KYMA_MCP_ALLOWED_ORIGINS": "mcp_allowed_origins",
 }
 _SECRET_FIELDS = {"api_key", "mcp_auth_token"}

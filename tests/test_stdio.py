@@ -104,3 +104,37 @@ async def test_stdout_is_pure_json_rpc_and_stdin_eof_exits_within_5_s(emulator: 
     messages = [json.loads(line) for line in peer.lines]
     assert all(message["jsonrpc"] == "2.0" for message in messages)
     assert any(message.get("method") == "notifications/progress" for message in messages)
+
+
+async def test_sigterm_exits_cleanly_within_5_s_leaving_no_children(emulator: EmulatorHandle) -> None:
+    env = {**os.environ, "KYMA_BASE_URL": emulator.base_url, "KYMA_API_KEY": TEST_KEY}
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
+    peer = StdioPeer(process)
+    try:
+        with anyio.fail_after(30):
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "0"},
+                    },
+                }
+            )
+            await peer.response(1)
+        children = anyio.Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        if await children.exists():  # Linux: the server starts no processes of its own
+            assert (await children.read_text()).strip() == ""
+
+        process.terminate()
+        with anyio.fail_after(5):
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == 0

@@ -4,7 +4,7 @@ Documented: `balance` and `low_balance`; `rpm_limit`, `rpm_used`, `rpm_remaining
 `has_credits`, `used_today`. INFERRED: `currency`, `tier`, `lifetime_purchased` (the tier's
 minimum deposit, since tiers follow purchases), `low_balance` below $1, and the limit fields
 named after the tier matrix (`per_model_rpm`, `tpm_limit`, `max_single_request`,
-`image_concurrent`); `used_today` counts chat completions since the emulator started.
+`image_concurrent`); `used_today` counts chat requests since the emulator started or was reset.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import anyio
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -85,6 +86,7 @@ class GatewayMiddleware:
         if not path.startswith("/_emulator/"):
             self._state.requests[self._template(scope, path)] += 1
         if path.startswith("/v1/"):
+            self._state.last_authorization = Headers(scope=scope).get("authorization")
             switches = self._state.switches
             if switches.hang:
                 await self._hang(scope, receive, send)

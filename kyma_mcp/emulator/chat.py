@@ -352,6 +352,8 @@ async def _stream(
                 raise StreamDropped
             if sent and interval:
                 await anyio.sleep(interval)
+            if not sent:
+                state.first_chunk_at = time.monotonic()
             yield f"data: {json.dumps(chunk, ensure_ascii=False, separators=(',', ':'))}\n\n"
         if drop_after is not None:
             raise StreamDropped

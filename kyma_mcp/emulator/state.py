@@ -30,9 +30,14 @@ class EmulatorState:
         """Requests received per route template (e.g. `/v1/jobs/{job_id}`), control routes excepted."""
         self.open_streams = 0
         """Streamed chat replies still being written (a client that disconnects ends its stream)."""
+        self.first_chunk_at: float | None = None
+        """`time.monotonic()` when the latest streamed reply's first chunk was written (benchmarks time
+        first-token latency from it; CLOCK_MONOTONIC is one clock for every process on Linux and macOS)."""
+        self.last_authorization: str | None = None
+        """The latest /v1 request's Authorization header, so tests can see which key reached Kyma."""
         self.closing = threading.Event()
         """Set when the server starts shutting down, so hung requests let go."""
-        self._initial = switches.copy()
+        self._initial = switches.clone()
 
     @property
     def limits(self) -> TierLimits:
@@ -80,6 +85,8 @@ class EmulatorState:
         self.rate_window.clear()
         self.jobs.clear()
         self.requests.clear()
+        self.first_chunk_at = None
+        self.last_authorization = None
 
     def snapshot(self) -> dict[str, Any]:
         requests_in_window, tokens_in_window = self.rate_window.usage(self.switches.rate_window_seconds)
@@ -91,5 +98,7 @@ class EmulatorState:
             "requests": dict(self.requests),
             "jobs": len(self.jobs),
             "jobs_in_flight": len(self.jobs.in_flight()),
+            "open_streams": self.open_streams,
+            "first_chunk_at": self.first_chunk_at,
             "rate_window": {"requests": requests_in_window, "tokens": tokens_in_window},
         }

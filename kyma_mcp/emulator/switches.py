@@ -67,7 +67,13 @@ class Switches:
     def problems(self) -> list[str]:
         """What is out of range, as sentences; empty when every field is usable."""
         found: list[str] = []
-        delays = ("latency_ms", "token_interval_ms", "first_byte_delay_ms", "retry_after_seconds", "image_delay_seconds")
+        delays = (
+            "latency_ms",
+            "token_interval_ms",
+            "first_byte_delay_ms",
+            "retry_after_seconds",
+            "image_delay_seconds",
+        )
         for name in delays:
             value: float = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -112,7 +118,7 @@ class Switches:
         for item in dataclasses.fields(self):
             setattr(self, item.name, copy.copy(getattr(other, item.name)))  # fail_next must not be shared
 
-    def copy(self) -> Switches:
+    def clone(self) -> Switches:
         clone = Switches()
         clone.restore(self)
         return clone

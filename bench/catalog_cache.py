@@ -1,0 +1,54 @@
+"""Catalog: `list_models` served from the cache, in-process (no transport), against a bare echo tool.
+
+The first call fetches the catalog from the emulator; every timed call must then come from the
+cache. Both servers run under the SDK's in-memory `Client`, calls interleaved.
+"""
+
+from __future__ import annotations
+
+from mcp import Client
+from pydantic import SecretStr
+
+from bench.baselines.bare_server import server as bare_server
+from bench.harness import Bench, rotated, timed
+from bench.stats import Baseline, Figure, Summary, median_at_most
+from bench.upstream import API_KEY
+from kyma_mcp.server import build_server
+from kyma_mcp.settings import Settings
+
+TARGET_MS = 1.0
+
+
+async def run(bench: Bench) -> list[Figure]:
+    settings = Settings(api_key=SecretStr(API_KEY), base_url=bench.emulator.base_url)
+    async with Client(build_server(settings)) as kyma, Client(bare_server) as bare:
+        if (source := await _source(kyma)) != "live":
+            raise RuntimeError(f"the first list_models was not fetched live but {source}")
+        calls = {
+            "kyma-mcp": lambda: kyma.call_tool("list_models", {}),
+            "bare": lambda: bare.call_tool("echo", {"text": "hello"}),
+        }
+        for call in calls.values():
+            await call()
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for turn in range(bench.counts.catalog_calls):
+            for name, call in rotated(list(calls.items()), turn):
+                times[name].append(await timed(call))
+        if (source := await _source(kyma)) != "cached":
+            raise RuntimeError(f"list_models answered from {source}, not from its cache")
+    return [
+        Figure(
+            "catalog",
+            "`list_models` from cache, in-process (default page)",
+            "ms",
+            Summary.of(times["kyma-mcp"]),
+            Baseline("bare MCPServer echo tool, in-process", Summary.of(times["bare"])),
+            median_at_most(TARGET_MS, "ms", shown=f"{TARGET_MS:g} ms median"),
+        )
+    ]
+
+
+async def _source(client: Client) -> object:
+    """Where `list_models` got the catalog from: live, cached or bundled."""
+    structured: dict[str, object] = (await client.call_tool("list_models", {})).structured_content or {}
+    return structured.get("source")

@@ -1,0 +1,84 @@
+"""Context cost: the bytes of the agent's context that kyma-mcp's tool list and results take.
+
+`tools/list` is read whole, as on the wire, with a breakdown per tool and per field (kept in
+the JSON under `details.tools_list`); a short `chat` result is read against its reply, which it
+carries twice (as text and as structured content).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.harness import Bench
+from bench.stats import Baseline, Figure, median_at_most, single
+from bench.upstream import PROMPT
+from bench.wire import StdioServer
+
+TOOLS_LIST_LIMIT = 6000
+"""6 KB, read strictly as 6,000 bytes."""
+RESULT_OVERHEAD_LIMIT = 300
+
+
+def size(value: Any) -> int:
+    """Bytes of `value` as compact UTF-8 JSON, the way the SDK writes it."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def tool_breakdown(tool: dict[str, Any]) -> dict[str, Any]:
+    """Bytes of one tool definition: whole, per field, and per input property."""
+    fields = {key: size(tool[key]) if key in tool else 0 for key in ("description", "inputSchema", "outputSchema")}
+    schema, output = tool.get("inputSchema", {}), tool.get("outputSchema", {})
+    return {
+        "name": tool["name"],
+        "total": size(tool),
+        **fields,
+        "other": size(tool) - sum(fields.values()),
+        "input_properties": {name: size(value) for name, value in schema.get("properties", {}).items()},
+        "input_defs": {name: size(value) for name, value in schema.get("$defs", {}).items()},
+        "output_properties": {name: size(value) for name, value in output.get("properties", {}).items()},
+    }
+
+
+def missing_when_line(tools: list[dict[str, Any]]) -> list[str]:
+    """Tools whose description lacks a second line telling the model when to use it."""
+    return [tool["name"] for tool in tools if len(tool.get("description", "").strip().splitlines()) < 2]
+
+
+async def run(bench: Bench) -> list[Figure]:
+    chat = {"prompt": PROMPT, "model": bench.model}
+    async with (
+        StdioServer.launched(bench.kyma_module(), stderr=bench.server_log) as kyma,
+        StdioServer.launched(bench.bare(), stderr=bench.server_log) as bare,
+        StdioServer.launched(bench.forwarding(), stderr=bench.server_log) as floor,
+    ):
+        for server in (kyma, bare, floor):
+            await server.handshake()
+        listed, bare_listed = await kyma.request("tools/list"), await bare.request("tools/list")
+        await floor.request("tools/list")
+        result = await kyma.call_tool("chat", chat)
+        floor_result = await floor.call_tool("chat", {**chat, "stream": True})
+    tools: list[dict[str, Any]] = listed.result["tools"]
+    bench.details["tools_list"] = [tool_breakdown(tool) for tool in tools]
+    if terse := missing_when_line(tools):
+        bench.notes.append(f"tools/list: no 'when to use' line in the description of {', '.join(terse)}.")
+    reply = len(result.result["structuredContent"]["reply"].encode())
+    limit = 2 * reply + RESULT_OVERHEAD_LIMIT
+    return [
+        Figure(
+            "context cost",
+            f"`tools/list` answer, {len(tools)} default tools ({', '.join(tool['name'] for tool in tools)})",
+            "bytes",
+            single(listed.wire_bytes),
+            Baseline("bare MCPServer, 1 tool", single(bare_listed.wire_bytes)),
+            median_at_most(TOOLS_LIST_LIMIT, "bytes"),
+        ),
+        Figure(
+            "context cost",
+            f"short `chat` result, whole JSON-RPC answer ({reply:,} B reply)",
+            "bytes",
+            single(result.wire_bytes),
+            Baseline("bare forwarding MCPServer, same reply", single(floor_result.wire_bytes)),
+            median_at_most(limit, "bytes", shown=f"2 x reply + {RESULT_OVERHEAD_LIMIT} = {limit:,} B"),
+        ),
+    ]

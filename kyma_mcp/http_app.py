@@ -1,0 +1,116 @@
+"""Serving over HTTP: Streamable HTTP at /mcp, and the legacy SSE transport at /sse and /messages/.
+
+Secure by default. A guard in front of either SDK app answers, in this order: a Host header
+that is not allowed (421) or an Origin that is not allowed (403), using the SDK's own
+DNS-rebinding check so it runs first and on every path; then a missing or wrong bearer
+token (401) when a token is configured. The SDK transports behind it cap request bodies
+(413) and repeat their Host/Origin check.
+
+The token is a static shared secret compared in constant time, not the SDK's OAuth
+resource-server mode: that mode advertises an authorization server in its 401 challenge,
+and kyma-mcp has none, so clients would go looking for one. The caller's Authorization
+header is only compared, never stored or passed on: Kyma always gets the server's own key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import socket
+import sys
+
+import uvicorn
+from mcp.server import MCPServer
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kyma_mcp.http_config import HttpConfig
+
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+"""Always accepted: a Host naming loopback cannot come from a DNS-rebinding page."""
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+MAX_REQUEST_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
+"""4 MiB: room for a long conversation or an inline image, not for a memory-exhaustion attempt."""
+SHUTDOWN_GRACE_SECONDS = 3
+"""How long Ctrl-C waits for open streams (SSE connections never end on their own)."""
+
+
+def build_app(server: MCPServer, config: HttpConfig) -> ASGIApp:
+    """The ASGI app for `config.transport`, guarded; its lifespan starts the server's sessions."""
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *config.allowed_hosts],
+        allowed_origins=[*LOOPBACK_ORIGINS, *config.allowed_origins],
+    )
+    if config.transport == "sse":
+        app = server.sse_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
+    else:
+        app = server.streamable_http_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
+    return RequestGuard(app, security=security, token=config.token)
+
+
+def serve(server: MCPServer, config: HttpConfig) -> None:
+    """Serve until Ctrl-C or SIGTERM; uvicorn logs through `logging`, so to stderr and quietly."""
+    uvicorn_config = uvicorn.Config(
+        build_app(server, config),
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ws="none",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    auth = "bearer token required" if config.token else "no token: loopback clients only"
+    _AnnouncingServer(uvicorn_config, f"kyma-mcp: serving {config.transport} at {config.url} ({auth})").run()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn that writes one line to stderr once it listens, so people and scripts know when to connect."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self._announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sys.stderr.write(self._announcement + "\n")
+            sys.stderr.flush()
+
+
+class RequestGuard:
+    """ASGI middleware: 421/403 for a foreign Host/Origin, then 401 without the right bearer token."""
+
+    def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings, token: str | None) -> None:
+        self._app = app
+        self._rebinding = TransportSecurityMiddleware(security)
+        self._token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = await self._rebinding.validate_request(Request(scope)) or self._auth_refusal(Headers(scope=scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+    def _auth_refusal(self, headers: Headers) -> Response | None:
+        if self._token is None:
+            return None
+        scheme, _, presented = headers.get("authorization", "").partition(" ")
+        # Starlette decodes headers as latin-1; re-encoding gives back the bytes the client sent.
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("latin-1"), self._token):
+            return None
+        challenge = 'Bearer realm="kyma-mcp"' + (', error="invalid_token"' if presented else "")
+        return JSONResponse(
+            {"error": "invalid_token", "error_description": "Send 'Authorization: Bearer <the server's token>'."},
+            status_code=401,
+            headers={"WWW-Authenticate": challenge},
+        )

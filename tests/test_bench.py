@@ -1,0 +1,77 @@
+"""The benchmark harness (bench/) still runs: every benchmark once, with tiny counts, timing nothing."""
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bench.__main__ import BENCHMARKS, run_benchmarks
+from bench.harness import Counts, rotated
+from bench.report import to_markdown, write
+from bench.stats import Baseline, Figure, Summary, median_at_most, ratio_at_most, ratios_at_most
+
+BENCHMARK_GROUPS = {
+    "context cost",
+    "catalog",
+    "cold start",
+    "memory",
+    "shutdown",
+    "per-call overhead",
+    "time to first progress",
+    "concurrency",
+}
+
+
+@pytest.mark.anyio
+async def test_every_benchmark_runs_once_and_writes_table_and_json(tmp_path: Path) -> None:
+    with anyio.fail_after(120):
+        results = await run_benchmarks(list(BENCHMARKS), Counts.tiny(), with_uv=False, out_dir=tmp_path)
+
+    assert results.broken == []
+    assert {figure.benchmark for figure in results.figures} == BENCHMARK_GROUPS
+    markdown, data = write(results, tmp_path)
+    table = markdown.read_text(encoding="utf-8")
+    saved = json.loads(data.read_text(encoding="utf-8"))
+    assert len(saved["figures"]) == len(results.figures)
+    for figure, row in zip(results.figures, saved["figures"], strict=True):
+        assert figure.name in table
+        assert {"median", "p90", "min", "max", "ratio", "target", "met"} <= row.keys()
+        assert row["min"] <= row["median"] <= row["max"]
+    assert {tool["name"] for tool in saved["details"]["tools_list"]} >= {"chat", "list_models"}
+
+
+def test_summary_interpolates_percentiles_between_ranks() -> None:
+    summary = Summary.of([5.0, 1.0, 3.0, 2.0, 4.0])
+
+    assert (summary.median, summary.p90, summary.min, summary.max, summary.n) == (3.0, 4.6, 1.0, 5.0, 5)
+
+
+def test_targets_read_the_ratio_or_the_median() -> None:
+    baseline = Baseline("floor", Summary.of([10.0, 10.0, 20.0]))
+    figure = Figure("x", "y", "ms", Summary.of([11.0, 11.0, 30.0]), baseline)
+
+    assert figure.ratio == pytest.approx(1.1)
+    assert figure.ratio_p90 == pytest.approx(26.2 / 18)
+    assert ratio_at_most(1.10).met(figure)
+    assert not ratios_at_most(1.10).met(figure)
+    assert median_at_most(11.0, "ms").met(figure)
+    assert not median_at_most(10.9, "ms").met(figure)
+
+
+def test_a_figure_without_baseline_has_no_ratio_and_its_ratio_target_is_undecided() -> None:
+    figure = Figure("x", "y", "ms", Summary.of([1.0]), target=ratio_at_most(1.2))
+
+    assert figure.ratio is None
+    assert figure.met is None
+    assert "| - |" in to_markdown_row(figure)
+
+
+def to_markdown_row(figure: Figure) -> str:
+    from bench.report import Results, now
+
+    return to_markdown(Results([figure], [], {}, Counts.tiny(), now()))
+
+
+def test_rotated_lets_each_item_go_first_in_turn() -> None:
+    assert [rotated("abc", turn)[0] for turn in range(4)] == ["a", "b", "c", "a"]

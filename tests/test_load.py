@@ -1,0 +1,96 @@
+"""Load through one real stdio session: a burst at Tier 0 is paced, not lost; Tier 4 stays parallel."""
+
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult, TextContent
+
+from kyma_mcp.emulator import EmulatorHandle
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.anyio
+
+CLEAN_RATE_LIMIT = re.compile(r"^\[rate_limited\] .*[Tt]ry again in \d+ s")
+
+
+def stdio_server(base_url: str, **env: str) -> Client:
+    environment = {**os.environ, "KYMA_BASE_URL": base_url, "KYMA_API_KEY": TEST_KEY, **env}
+    return Client(StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=environment))
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def fire(client: Client, count: int) -> list[CallToolResult]:
+    results: list[CallToolResult] = []
+
+    async def one(n: int) -> None:
+        results.append(await client.call_tool("chat", {"prompt": f"burst {n}"}))
+
+    async with anyio.create_task_group() as group:
+        for n in range(count):
+            group.start_soon(one, n)
+    return results
+
+
+async def test_200_calls_at_tier_0_are_answered_or_told_when_to_retry(emulator: EmulatorHandle) -> None:
+    emulator.switches.enforce_rate_limits = True
+    emulator.switches.rate_window_seconds = 3
+    emulator.switches.tier = 0
+
+    with anyio.fail_after(60):
+        env = {"KYMA_RATE_WINDOW_SECONDS": "3", "KYMA_TOOL_TIMEOUT_SECONDS": "6"}
+        async with stdio_server(emulator.base_url, **env) as client:
+            results = await fire(client, 200)
+
+    answered = [r for r in results if not r.is_error]
+    refused = [text_of(r) for r in results if r.is_error]
+    assert len(results) == 200
+    assert len(answered) >= 25  # at least one full window's worth got through
+    assert all(CLEAN_RATE_LIMIT.match(text) for text in refused), refused[:3]
+    assert len(answered) + len(refused) == 200
+
+
+@asynccontextmanager
+async def emulator_process(*args: str) -> AsyncIterator[str]:
+    """An emulator in its own process (so it doesn't share this test's CPU); yields its base URL."""
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp", "emulator", "--port", "0", *args])
+    try:
+        assert process.stderr is not None
+        banner = b""
+        with anyio.fail_after(20):
+            while b"KYMA_BASE_URL=" not in banner:
+                banner += await process.stderr.receive()
+        match = re.search(rb"KYMA_BASE_URL=(\S+)", banner)
+        assert match is not None
+        yield match.group(1).decode()
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_100_concurrent_calls_at_tier_4_are_not_serialised() -> None:
+    async with (
+        emulator_process("--latency-ms", "100") as base_url,
+        stdio_server(base_url, KYMA_TIER="4") as client,
+    ):
+        await client.call_tool("chat", {"prompt": "warm up"})
+        single: list[float] = []
+        for _ in range(3):
+            started = time.perf_counter()
+            assert not (await client.call_tool("chat", {"prompt": "one"})).is_error
+            single.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        results = await fire(client, 100)
+        burst = time.perf_counter() - started
+
+    assert not any(r.is_error for r in results)
+    assert burst < 3 * sorted(single)[1], (burst, single)
