@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import anyio
 
@@ -49,12 +49,20 @@ async def run_benchmarks(names: Sequence[str], counts: Counts, *, with_uv: bool,
                 try:
                     figures += await BENCHMARKS[name](bench)
                 except Exception as exc:
-                    broken.append(f"{name}: {type(exc).__name__}: {exc}")
+                    broken.append(f"{name}: {_root_cause(exc)}")
                     traceback.print_exc(file=sys.stderr)
                 finally:
                     await emulator.reset()
                 _say(f"{name} done in {time.monotonic() - started:.0f} s")
     return Results(figures, bench.notes, bench.details, counts, now(), broken)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The first error inside task-group wrappers, which say nothing by themselves."""
+    cause: BaseException = exc
+    while isinstance(cause, BaseExceptionGroup):
+        cause = cast(BaseExceptionGroup[BaseException], cause).exceptions[0]
+    return f"{type(cause).__name__}: {cause}"
 
 
 def _server_log(out_dir: Path) -> BinaryIO:

@@ -7,6 +7,7 @@ window) and times one call, then the burst; the bare forwarding tool does the sa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -14,7 +15,7 @@ import anyio
 from bench.harness import Bench, rotated, timed
 from bench.stats import Baseline, Figure, Summary, ratio_at_most
 from bench.upstream import PROMPT
-from bench.wire import ServerCommand, StdioServer
+from bench.wire import ServerCommand, StdioServer, cpu_seconds
 
 LATENCY_MS = 200
 TARGET = 1.5
@@ -26,15 +27,29 @@ async def _burst(server: StdioServer, arguments: dict[str, Any], calls: int) -> 
             tasks.start_soon(lambda: server.call_tool("chat", arguments))
 
 
-async def _round(bench: Bench, command: ServerCommand, arguments: dict[str, Any]) -> tuple[float, float]:
-    """One call's wall time and the burst's, in milliseconds, on a fresh server."""
+@dataclass(frozen=True)
+class Round:
+    single_ms: float
+    burst_ms: float
+    server_cpu_ms: float
+    """The server's CPU time per call of the burst."""
+    emulator_cpu_ms: float
+    """The emulator's, per call of the burst: the part of the wall time that is not the server's doing."""
+
+
+async def _round(bench: Bench, command: ServerCommand, arguments: dict[str, Any]) -> Round:
+    """One call's wall time and the burst's, and the burst's CPU per call, on a fresh server."""
+    calls = bench.counts.concurrent_calls
     async with StdioServer.launched(command, stderr=bench.server_log) as server:
         await server.handshake()
         await server.request("tools/list")
         await server.call_tool("chat", arguments)  # warm-up, not counted
         single = await timed(lambda: server.call_tool("chat", arguments))
-        burst = await timed(lambda: _burst(server, arguments, bench.counts.concurrent_calls))
-    return single, burst
+        server_before, emulator_before = server.cpu_ms(), cpu_seconds(bench.emulator.pid) * 1000
+        burst = await timed(lambda: _burst(server, arguments, calls))
+        server_cpu = (server.cpu_ms() - server_before) / calls
+        emulator_cpu = (cpu_seconds(bench.emulator.pid) * 1000 - emulator_before) / calls
+    return Round(single, burst, server_cpu, emulator_cpu)
 
 
 async def run(bench: Bench) -> list[Figure]:
@@ -43,29 +58,42 @@ async def run(bench: Bench) -> list[Figure]:
         "kyma-mcp": (bench.kyma_module(KYMA_TIER="4"), chat),
         "floor": (bench.forwarding(), {**chat, "stream": True}),
     }
-    singles: dict[str, list[float]] = {name: [] for name in servers}
-    bursts: dict[str, list[float]] = {name: [] for name in servers}
+    rounds: dict[str, list[Round]] = {name: [] for name in servers}
     async with bench.emulator.switched(latency_ms=LATENCY_MS):
         for turn in range(bench.counts.concurrency_rounds):
             for name, (command, arguments) in rotated(list(servers.items()), turn):
-                single, burst = await _round(bench, command, arguments)
-                singles[name].append(single)
-                bursts[name].append(burst)
+                rounds[name].append(await _round(bench, command, arguments))
+    kyma, floor = rounds["kyma-mcp"], rounds["floor"]
     n = bench.counts.concurrent_calls
+    floor_name = "bare forwarding MCPServer"
     return [
         Figure(
             "concurrency",
             f"{n} concurrent `chat` calls, wall time (Tier 4, {LATENCY_MS} ms upstream)",
             "ms",
-            Summary.of(bursts["kyma-mcp"]),
-            Baseline("one `chat` call", Summary.of(singles["kyma-mcp"])),
+            Summary.of([r.burst_ms for r in kyma]),
+            Baseline("one `chat` call", Summary.of([r.single_ms for r in kyma])),
             ratio_at_most(TARGET),
         ),
         Figure(
             "concurrency",
-            f"{n} concurrent calls, bare forwarding MCPServer (reference)",
+            f"{n} concurrent calls, {floor_name} (reference)",
             "ms",
-            Summary.of(bursts["floor"]),
-            Baseline("one forwarded call", Summary.of(singles["floor"])),
+            Summary.of([r.burst_ms for r in floor]),
+            Baseline("one forwarded call", Summary.of([r.single_ms for r in floor])),
+        ),
+        Figure(
+            "concurrency",
+            "server CPU per call in the burst, kyma-mcp",
+            "ms",
+            Summary.of([r.server_cpu_ms for r in kyma]),
+            Baseline(floor_name, Summary.of([r.server_cpu_ms for r in floor])),
+        ),
+        Figure(
+            "concurrency",
+            "emulator CPU per call in the burst, kyma-mcp's calls",
+            "ms",
+            Summary.of([r.emulator_cpu_ms for r in kyma]),
+            Baseline(f"{floor_name}'s calls", Summary.of([r.emulator_cpu_ms for r in floor])),
         ),
     ]

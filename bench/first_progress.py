@@ -46,7 +46,7 @@ async def run(bench: Bench) -> list[Figure]:
     chat = {"prompt": _PROMPT, "model": bench.model}
     async with (
         emulator.switched(token_interval_ms=TOKEN_INTERVAL_MS),
-        StdioServer.launched(bench.kyma_module(), stderr=bench.server_log) as kyma,
+        StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log) as kyma,
         StdioServer.launched(bench.forwarding(), stderr=bench.server_log) as floor,
     ):
         servers = {"kyma-mcp": (kyma, chat), "floor": (floor, {**chat, "stream": True})}

@@ -20,7 +20,7 @@ async def run(bench: Bench) -> list[Figure]:
     total, warmup = bench.counts.growth_calls, bench.counts.growth_warmup_calls
     chat = {"prompt": PROMPT, "model": bench.model}
     async with (
-        StdioServer.launched(bench.kyma_module(), stderr=bench.server_log) as kyma,
+        StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log) as kyma,
         StdioServer.launched(bench.forwarding(), stderr=bench.server_log) as floor,
     ):
         servers = {"kyma-mcp": (kyma, chat), "floor": (floor, {**chat, "stream": True})}

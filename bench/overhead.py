@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from bench.harness import Bench, rotated, timed
@@ -19,7 +20,13 @@ from bench.wire import JSONObject, StdioServer
 
 TARGET = 1.2
 
-Call = Callable[[], Awaitable[object]]
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of making the request, and the server whose CPU it uses (none for a direct request)."""
+
+    call: Callable[[], Awaitable[object]]
+    server: StdioServer | None = None
 
 
 def _ignore_progress(_: JSONObject, __: float) -> None:
@@ -30,40 +37,56 @@ async def run(bench: Bench) -> list[Figure]:
     direct = DirectChat(bench.emulator.base_url, bench.model)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(direct.aclose)
-        kyma = await stack.enter_async_context(StdioServer.launched(bench.kyma_module(), stderr=bench.server_log))
+        kyma = await stack.enter_async_context(StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log))
         floor = await stack.enter_async_context(StdioServer.launched(bench.forwarding(), stderr=bench.server_log))
         for server in (kyma, floor):
             await server.handshake()
             await server.request("tools/list")
 
-        def forward(stream: bool, progress: bool = False) -> Call:
+        def forward(stream: bool, progress: bool = False) -> Variant:
             arguments: dict[str, Any] = {"prompt": PROMPT, "model": bench.model, "stream": stream}
-            return lambda: floor.call_tool("chat", arguments, on_progress=_ignore_progress if progress else None)
+            on_progress = _ignore_progress if progress else None
+            return Variant(lambda: floor.call_tool("chat", arguments, on_progress=on_progress), floor)
 
-        def chat(progress: bool = False) -> Call:
+        def chat(progress: bool = False) -> Variant:
             arguments = {"prompt": PROMPT, "model": bench.model}
-            return lambda: kyma.call_tool("chat", arguments, on_progress=_ignore_progress if progress else None)
+            on_progress = _ignore_progress if progress else None
+            return Variant(lambda: kyma.call_tool("chat", arguments, on_progress=on_progress), kyma)
 
-        calls: dict[str, Call] = {
-            "direct, non-streaming": direct.complete,
-            "direct, streaming": direct.stream,
+        variants: dict[str, Variant] = {
+            "direct, non-streaming": Variant(direct.complete),
+            "direct, streaming": Variant(direct.stream),
             "floor, non-streaming": forward(stream=False),
             "floor, streaming": forward(stream=True),
             "floor, streaming, progress": forward(stream=True, progress=True),
             "kyma-mcp": chat(),
             "kyma-mcp, progress": chat(progress=True),
         }
-        for call in calls.values():
+        for variant in variants.values():
             for _ in range(bench.counts.warmup_calls):
-                await call()
-        times: dict[str, list[float]] = {name: [] for name in calls}
+                await variant.call()
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         for turn in range(bench.counts.calls):
-            for name, call in rotated(list(calls.items()), turn):
-                times[name].append(await timed(call))
-    return _figures(times)
+            for name, variant in rotated(list(variants.items()), turn):
+                cpu_before = variant.server.cpu_ms() if variant.server else 0.0
+                times[name].append(await timed(variant.call))
+                cpu[name].append(variant.server.cpu_ms() - cpu_before if variant.server else 0.0)
+    return [*_latency_figures(times), _cpu_figure(cpu)]
 
 
-def _figures(times: dict[str, list[float]]) -> list[Figure]:
+def _cpu_figure(cpu: dict[str, list[float]]) -> Figure:
+    """What each call costs the server in CPU: the same comparison, without the machine's noise."""
+    return Figure(
+        "per-call overhead",
+        "server CPU per call, kyma-mcp `chat`",
+        "ms",
+        Summary.of(cpu["kyma-mcp"]),
+        Baseline("bare forwarding MCPServer, streaming", Summary.of(cpu["floor, streaming"])),
+    )
+
+
+def _latency_figures(times: dict[str, list[float]]) -> list[Figure]:
     def added(name: str, direct: str) -> Summary:
         return Summary.of([via - plain for via, plain in zip(times[name], times[direct], strict=True)])
 

@@ -24,8 +24,9 @@ _HOST_SCRIPT = Path(__file__).with_name("emulator_host.py")
 class Emulator:
     """A running emulator process, driven over its `/_emulator` control routes."""
 
-    def __init__(self, root_url: str, control: httpx2.AsyncClient) -> None:
+    def __init__(self, root_url: str, control: httpx2.AsyncClient, pid: int) -> None:
         self.root_url = root_url
+        self.pid = pid
         self._control = control
 
     @property
@@ -45,7 +46,7 @@ class Emulator:
             try:
                 root_url = await _first_line(process)
                 async with httpx2.AsyncClient(base_url=root_url, timeout=30) as control:
-                    yield cls(root_url, control)
+                    yield cls(root_url, control, process.pid)
             finally:
                 with anyio.CancelScope(shield=True):
                     if process.stdin is not None:

@@ -113,6 +113,10 @@ class StdioServer:
                 return int(line.split()[1]) / 1024
         raise OSError(f"no VmRSS for pid {self.pid}")
 
+    def cpu_ms(self) -> float:
+        """CPU time the server process has used so far (see `cpu_seconds`)."""
+        return cpu_seconds(self.pid) * 1000
+
     async def handshake(self) -> Answer:
         """`server/discover`, as a 2026-07-28 host opens a connection."""
         return await self.request("server/discover")
@@ -233,3 +237,21 @@ def python_env(overrides: Mapping[str, str]) -> dict[str, str]:
         if not name.startswith("KYMA_") and name != "PYTHONDONTWRITEBYTECODE"
     }
     return env | dict(overrides)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process's live threads have used, from /proc/<pid>/task/*/schedstat (Linux, ns precision).
+
+    Unlike wall time it barely moves when other jobs load the machine, so it shows what a server
+    itself spends. Threads that already exited are not counted.
+
+    Raises:
+        OSError: no /proc entry (not Linux, or the process is gone).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:  # the thread ended while we looked
+            continue
+    return total / 1e9

@@ -20,6 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, ImageContent, TextContent
 
 from kyma_mcp.emulator import Switches, running_emulator
+from kyma_mcp.recommend import Recommendation
 
 DEMO_KEY = "ky-emulator-demo"
 
@@ -49,6 +50,16 @@ async def _tour(env: dict[str, str]) -> None:
         _heading('list_models {"kind": "chat", "capability": "vision"}')
         _show(await client.call_tool("list_models", {"kind": "chat", "capability": "vision"}))
 
+        task = "Refactor this Python module and add unit tests"
+        _heading(f'recommend_model {{"task": "{task}"}}')
+        recommendation = await client.call_tool("recommend_model", {"task": task})
+        _show(recommendation)
+        pick = Recommendation.model_validate(recommendation.structured_content).pick
+        ready: dict[str, Any] = pick.chat if pick is not None and pick.chat else {"model": "best"}
+        arguments = {**ready, "prompt": "Suggest three unit tests for a date parser."}
+        _heading(f"chat {json.dumps(arguments)}  (the pick's ready-made arguments)")
+        _show(await client.call_tool("chat", arguments), fields=("model_served", "usage"))
+
         _heading('chat {"prompt": "Explain rate limits in one paragraph.", "model": "best"}  (streamed)')
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -73,6 +84,9 @@ async def _tour(env: dict[str, str]) -> None:
         for block in result.content:
             if isinstance(block, ImageContent):
                 _say(f"  preview sent to the agent: {block.mime_type}, {len(block.data) / 1000:.0f} KB of base64")
+
+        _heading("get_limits {}  (tier, limits, balance and this server's own tally)")
+        _show(await client.call_tool("get_limits", {}))
 
         _heading('chat {"prompt": "…", "model": "no-such-model"}  (an error, as the agent reads it)')
         _show(await client.call_tool("chat", {"prompt": "hi", "model": "no-such-model"}))

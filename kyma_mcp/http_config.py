@@ -86,7 +86,9 @@ class HttpConfig:
                 raise ConfigError(f"allowed host {entry!r} is not a host name, optionally with :port or :*")
         for entry in self.allowed_origins:
             if not _ORIGIN_PATTERN.match(entry):
-                raise ConfigError(f"allowed origin {entry!r} is not scheme://host[:port], e.g. https://kyma.example.com")
+                raise ConfigError(
+                    f"allowed origin {entry!r} is not scheme://host[:port], e.g. https://kyma.example.com"
+                )
         if is_loopback(self.host):
             return
         missing = [

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from kyma_mcp.errors import KymaError
 from kyma_mcp.usage import SessionUsage
 
+TierSource = Literal["KYMA_TIER", "account", "rpm_limit", "unknown"]
 Part = Mapping[str, Any] | KymaError | None
 """One fetched part: Kyma's JSON, the error that stopped it, or `None` when not asked or not served."""
 
@@ -57,7 +58,7 @@ class SessionTally(BaseModel):
 
 class LimitsResult(BaseModel):
     tier: int | None
-    tier_from: Literal["KYMA_TIER", "account", "rpm_limit"] | None = None
+    tier_from: TierSource = "unknown"
     allows: TierRow | None = None
     next_tier: TierRow | None = None
     account_limits: dict[str, Any] | None = Field(default=None, description="/v1/auth/limits as sent")
@@ -72,7 +73,7 @@ class LimitsResult(BaseModel):
     def text(self) -> str:
         lines: list[str] = []
         if self.allows is not None:
-            lines.append(f"Tier {self.tier} ({_FROM[self.tier_from or 'account']}): {self.allows.summary()}.")
+            lines.append(f"Tier {self.tier} ({_FROM[self.tier_from]}): {self.allows.summary()}.")
         else:
             lines.append("Tier: unknown. Kyma's tiers:")
             lines.extend(
@@ -132,7 +133,12 @@ def request_caps(tiers: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
     ]
 
 
-_FROM = {"KYMA_TIER": "set by KYMA_TIER", "account": "from the account", "rpm_limit": "matched from rpm_limit"}
+_FROM: dict[TierSource, str] = {
+    "KYMA_TIER": "set by KYMA_TIER",
+    "account": "from the account",
+    "rpm_limit": "matched from rpm_limit",
+    "unknown": "unknown",
+}
 
 
 def shape_limits(
@@ -218,7 +224,7 @@ def _tier(
     balance: Mapping[str, Any] | None,
     ladder: Sequence[TierRow],
     notes: list[str],
-) -> tuple[int | None, Literal["KYMA_TIER", "account", "rpm_limit"] | None]:
+) -> tuple[int | None, TierSource]:
     """KYMA_TIER wins; else the tier the account reports; else the tier whose RPM matches `rpm_limit`."""
     reported = next(
         (tier for source in (account, balance) if source and (tier := _count(source.get("tier"))) is not None), None
@@ -231,7 +237,7 @@ def _tier(
         return reported, "account"
     rpm = _count(account.get("rpm_limit")) if account else None
     matched = next((row.tier for row in ladder if rpm is not None and row.rpm == rpm), None)
-    return (matched, "rpm_limit") if matched is not None else (None, None)
+    return (matched, "rpm_limit") if matched is not None else (None, "unknown")
 
 
 def _compact(value: Any, depth: int = 0) -> Any:

@@ -7,6 +7,7 @@ modules, and turn every `KymaError` into a `ToolError` whose text the model read
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Sequence
@@ -22,6 +23,7 @@ from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, ImageContent, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -35,6 +37,7 @@ from kyma_mcp.images import Delivery, IdempotencyKey, ImageJobs, ImageRequest, I
 from kyma_mcp.limits import LimitsResult, collect_parts, request_caps, shape_limits
 from kyma_mcp.pacing import wait_reporter
 from kyma_mcp.recommend import Priority, Recommendation, recommend
+from kyma_mcp.schema import compact
 from kyma_mcp.settings import Settings
 from kyma_mcp.usage import SessionUsage
 from kyma_mcp.vision import to_image_url
@@ -80,6 +83,21 @@ class KymaServer(MCPServer):
     the text starts with the error word, so the prefix goes. Crashes (`UnexpectedToolError`) keep
     the SDK's opaque text.
     """
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with compact schemas: they are re-read by the model on every turn."""
+        return [
+            tool.model_copy(
+                update={
+                    "description": inspect.cleandoc(tool.description or ""),
+                    "input_schema": compact(tool.input_schema),
+                    "output_schema": compact(tool.output_schema, keep_descriptions=False)
+                    if tool.output_schema is not None
+                    else None,
+                }
+            )
+            for tool in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

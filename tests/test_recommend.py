@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -33,7 +36,6 @@ class Case:
     priority: Priority = "balanced"
     min_context: int | None = None
     min_output: int | None = None
-    extra: dict[str, object] = field(default_factory=dict[str, object])
 
     def __str__(self) -> str:
         return f"{self.task[:40]}|{self.priority}|{','.join(self.needs)}"
@@ -454,3 +456,15 @@ def test_any_text_is_understood_without_crashing(task: str) -> None:
     assert profile.traits
     assert profile.kind in ("chat", "image")
     assert all(size > 0 for size in (profile.input_tokens, profile.output_tokens) if size is not None)
+
+
+def test_the_readme_examples_are_real_answers() -> None:
+    """The README's "Choosing a model" shows recommend_model's answers verbatim (bundled catalog)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    examples = re.findall(r"^recommend_model (\{.*\})\n((?:.+\n)+)", readme, flags=re.MULTILINE)
+
+    assert len(examples) == 3
+    for arguments, shown in examples:
+        given = json.loads(arguments)
+        result = recommend(given.pop("task"), bundled_models(), request_caps=TIER_CAPS, **given)
+        assert shown.rstrip("\n").removesuffix("```").rstrip("\n") == result.text().removesuffix("\n(catalog: bundled)")
