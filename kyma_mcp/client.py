@@ -76,11 +76,14 @@ class ChatStream:
             UpstreamUnavailableError: the connection broke before `[DONE]`.
         """
         try:
-            async for line in self._response.aiter_lines():
+            lines = self._response.aiter_lines()
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    async for _ in lines:  # read the body to its end, or closing it drops the pooled connection
+                        pass
                     return
                 chunk = json.loads(data)
                 if isinstance(chunk, dict):

@@ -52,7 +52,7 @@ def build_app(server: MCPServer, config: HttpConfig) -> ASGIApp:
         app = server.sse_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
     else:
         app = server.streamable_http_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
-    return RequestGuard(app, security=security, token=config.token)
+    return _RequestGuard(app, security=security, token=config.token)
 
 
 def serve(server: MCPServer, config: HttpConfig) -> None:
@@ -85,7 +85,7 @@ class _AnnouncingServer(uvicorn.Server):
             sys.stderr.flush()
 
 
-class RequestGuard:
+class _RequestGuard:
     """ASGI middleware: 421/403 for a foreign Host/Origin, then 401 without the right bearer token."""
 
     def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings, token: str | None) -> None:

@@ -75,12 +75,14 @@ class HttpConfig:
         return config
 
     def check(self) -> None:
-        """Raise `ConfigError` for a malformed allowlist entry or an exposed, unprotected server.
+        """Raise `ConfigError` for a bad port or allowlist entry, or an exposed, unprotected server.
 
         Off loopback both are needed: the token keeps strangers out, and the Host allowlist
         is what defeats DNS rebinding. Origins stay optional: without them every browser
         request carrying an Origin is refused, which is the safe default.
         """
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is not a TCP port (1-65535)")
         for entry in self.allowed_hosts:
             if not _HOST_PATTERN.match(entry):
                 raise ConfigError(f"allowed host {entry!r} is not a host name, optionally with :port or :*")

@@ -38,6 +38,9 @@ class TierLimits:
 
 TIER_0 = TierLimits(tier=0, rpm=30, per_model_rpm=25)
 
+REQUEST_ROOM_SECONDS = 2.0
+"""A queued call's slot must leave the request this long (at most half the call's time) before its deadline."""
+
 
 class Pacer:
     """Sliding-window request pacing, shared by all concurrent calls.
@@ -107,7 +110,10 @@ class Pacer:
                 queue.remove(start)
 
     def _refuse_past(self, deadline: float, wait: float) -> None:
-        if anyio.current_time() + wait > deadline:
+        """Refuse a wait that ends past the deadline, or so close to it that the request can't finish."""
+        now = anyio.current_time()
+        room = min(REQUEST_ROOM_SECONDS, (deadline - now) / 2)
+        if wait > 0 and now + wait > deadline - room:
             seconds = max(1, math.ceil(wait))
             raise RateLimitedError(
                 f"Kyma allows {self.limits.label}; this call would wait {seconds} s for a slot, past its "

@@ -144,7 +144,8 @@ class Requirements:
 class _Candidate:
     model: ModelInfo
     fit: float
-    cost: float | None
+    cost: float
+    """Estimated USD for the task; a stand-in above every known price when the catalog gives none."""
     strength: float
     speed: float
 
@@ -165,12 +166,15 @@ def recommend(
     `request_caps` is Kyma's tier ladder as (tier, max_single_request) pairs; when given, a task
     too large for Tier 0 gets a note naming the tier it needs.
     """
-    catalog = sorted(models, key=lambda m: m.id)
+    catalog = sorted({m.id: m for m in reversed(list(models))}.values(), key=lambda m: m.id)  # first of an id wins
     profile = understand(task)
     requirements, traits = _requirements(profile, frozenset(needs), min_context, min_output)
     tokens = _assumed_tokens(profile, requirements)
-    candidates = [_candidate(model, traits, tokens) for model in catalog if not requirements.failures(model)]
-    _price_unknowns(candidates)
+    qualifying = [model for model in catalog if not requirements.failures(model)]
+    costs = {model.id: _cost(model, tokens) for model in qualifying}
+    known = [cost for cost in costs.values() if cost is not None]
+    unpriced = 2 * max(known) if known else 1.0  # unknown prices rank behind every known one
+    candidates = [_candidate(model, traits, _or(costs[model.id], unpriced)) for model in qualifying]
     pick = _best(candidates, priority)
     understood = Understood(
         kind=requirements.kind,
@@ -251,11 +255,11 @@ def _assumption(requirements: Requirements, tokens: tuple[int, int]) -> list[str
     return [f"costs assume {tokens[0]:,} input and {tokens[1]:,} output tokens"]
 
 
-def _candidate(model: ModelInfo, traits: frozenset[Trait], tokens: tuple[int, int]) -> _Candidate:
+def _candidate(model: ModelInfo, traits: frozenset[Trait], cost: float) -> _Candidate:
     return _Candidate(
         model=model,
         fit=_fit(model, traits),
-        cost=_cost(model, tokens),
+        cost=cost,
         strength=_strength(model),
         speed=_guide_weight(model, "fast")
         + (0.5 if _SPEEDY.search(f"{model.id} {model.name} {model.best_for}") else 0),
@@ -291,10 +295,10 @@ def _guide_weight(model: ModelInfo, trait: Trait) -> float:
 def _cost(model: ModelInfo, tokens: tuple[int, int]) -> float | None:
     """Estimated USD for the task: tokens at the catalog's prices, or one image."""
     if model.kind == "image":
-        return model.image_usd
+        return max(model.image_usd, 0.0) if model.image_usd is not None else None
     if model.input_usd_per_1m is None or model.output_usd_per_1m is None:
         return None
-    return (tokens[0] * model.input_usd_per_1m + tokens[1] * model.output_usd_per_1m) / 1e6
+    return max(tokens[0] * model.input_usd_per_1m + tokens[1] * model.output_usd_per_1m, 0.0) / 1e6
 
 
 def _strength(model: ModelInfo) -> float:
@@ -309,19 +313,8 @@ def _strength(model: ModelInfo) -> float:
     return level + (0.5 if _FLAGSHIP.search(model.best_for or "") else 0.0)
 
 
-def _price_unknowns(candidates: list[_Candidate]) -> None:
-    """Rank a model without prices behind every priced one when price matters."""
-    known = [c.cost for c in candidates if c.cost is not None]
-    stand_in = 2 * max(known) if known else 1.0
-    for index, candidate in enumerate(candidates):
-        if candidate.cost is None:
-            candidates[index] = _Candidate(
-                candidate.model, candidate.fit, stand_in, candidate.strength, candidate.speed
-            )
-
-
 def _log_cost(candidate: _Candidate) -> float:
-    return math.log(max(candidate.cost or 0.0, 1e-9))
+    return math.log(max(candidate.cost, 1e-9))
 
 
 def _score(candidate: _Candidate, priority: Priority) -> float:
@@ -338,7 +331,7 @@ def _score(candidate: _Candidate, priority: Priority) -> float:
 
 def _best(candidates: Iterable[_Candidate], priority: Priority) -> _Candidate | None:
     """The top scorer; ties go to the cheaper model, then the first id, so catalog order never matters."""
-    ranked = sorted(candidates, key=lambda c: (-round(_score(c, priority), 9), c.cost or 0.0, c.model.id))
+    ranked = sorted(candidates, key=lambda c: (-round(_score(c, priority), 9), c.cost, c.model.id))
     return ranked[0] if ranked else None
 
 
@@ -348,8 +341,8 @@ def _relevant(candidate: _Candidate, kind: Kind) -> bool:
 
 
 def _cheaper(candidates: Sequence[_Candidate], pick: _Candidate, kind: Kind) -> _Candidate | None:
-    limit = (pick.cost or 0.0) * CHEAPER_BY
-    options = [c for c in candidates if c is not pick and _relevant(c, kind) and (c.cost or 0.0) < limit]
+    limit = pick.cost * CHEAPER_BY
+    options = [c for c in candidates if c is not pick and _relevant(c, kind) and c.cost < limit]
     return _best(options, "balanced")
 
 
@@ -380,13 +373,13 @@ class _OptionBuilder:
         self._profile = profile
         self._priority = priority
         self._qualifying = len(candidates)
-        self._lowest_cost = min(c.cost or 0.0 for c in candidates)
+        self._lowest_cost = min(c.cost for c in candidates)
 
     def pick(self, candidate: _Candidate) -> Option:
         return self._option(candidate, f"{self._why(candidate)}; {_numbers(candidate)}.")
 
     def cheaper(self, candidate: _Candidate, pick: _Candidate) -> Option:
-        saving = 1 - (candidate.cost or 0.0) / (pick.cost or 1.0)
+        saving = 1 - candidate.cost / pick.cost  # a cheaper option exists only below a positive pick cost
         said = f" ({candidate.model.best_for})" if candidate.model.best_for else ""
         return self._option(
             candidate, f"About {saving:.0%} cheaper than {pick.model.id} for this task{said}; {_numbers(candidate)}."
@@ -421,7 +414,7 @@ class _OptionBuilder:
             model=model.id,
             name=model.name,
             reason=reason,
-            estimated_cost_usd=_estimate(model, candidate.cost),
+            estimated_cost_usd=_estimate(candidate),
             chat=self._chat_arguments(model) if model.kind == "chat" else None,
             generate_image=self._image_arguments(model) if model.kind == "image" else None,
         )
@@ -443,10 +436,14 @@ class _OptionBuilder:
         return arguments
 
 
-def _estimate(model: ModelInfo, cost: float | None) -> float | None:
+def _estimate(candidate: _Candidate) -> float | None:
     """The cost estimate, or `None` when the catalog gives no price (a stand-in was used to rank)."""
-    priced = model.image_usd if model.kind == "image" else model.output_usd_per_1m
-    return round(cost, 6) if cost is not None and priced is not None else None
+    model = candidate.model
+    if model.kind == "image":
+        priced = model.image_usd is not None
+    else:
+        priced = model.input_usd_per_1m is not None and model.output_usd_per_1m is not None
+    return round(candidate.cost, 6) if priced else None
 
 
 def _numbers(candidate: _Candidate, *, with_price: bool = True) -> str:
@@ -459,7 +456,7 @@ def _numbers(candidate: _Candidate, *, with_price: bool = True) -> str:
         parts.append(f"{model.max_output_tokens:,}-token output")
     if with_price:
         parts.append(_price(model))
-    estimate = _estimate(model, candidate.cost)
+    estimate = _estimate(candidate)
     if estimate is not None and model.kind == "chat":
         parts.append(f"about ${estimate:.4f} for this task")
     return ", ".join(parts) if parts else "no limits or prices in the catalog"
@@ -537,6 +534,10 @@ def _size_notes(requirements: Requirements, request_caps: Sequence[tuple[int, in
     if enough is None:
         return [f"{first}; about {size:,} tokens is more than any tier allows: split the input."]
     return [f"{first}; about {size:,} tokens needs Tier {enough[0]} or higher ({enough[1]:,}); see get_limits."]
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _largest(*values: int | None) -> int | None:

@@ -41,7 +41,7 @@ def _compact(node: object, keep_descriptions: bool) -> object:
 
 
 def _nullable_as_type_list(schema: dict[str, object]) -> dict[str, object]:
-    """`{"anyOf": [{"type": T, ...}, {"type": "null"}]}` → `{"type": [T, "null"], ...}`."""
+    """`{"anyOf": [{"type": T, ...}, {"type": "null"}]}` → `{"type": [T, "null"], ...}` (null joins an enum)."""
     options = schema.get("anyOf")
     if not isinstance(options, list) or len(cast(list[object], options)) != 2:
         return schema
@@ -49,7 +49,10 @@ def _nullable_as_type_list(schema: dict[str, object]) -> dict[str, object]:
     if second != {"type": "null"} or not isinstance(first, dict):
         return schema
     inner = cast(dict[str, object], first)
-    if not isinstance(inner.get("type"), str):
+    if not isinstance(inner.get("type"), str) or "const" in inner:
         return schema
     merged = {key: value for key, value in schema.items() if key != "anyOf"}
-    return {**inner, **merged, "type": [inner["type"], "null"]}
+    nullable: dict[str, object] = {**inner, **merged, "type": [inner["type"], "null"]}
+    if isinstance(inner.get("enum"), list):
+        nullable["enum"] = [*cast(list[object], inner["enum"]), None]
+    return nullable

@@ -44,7 +44,8 @@ from kyma_mcp.vision import to_image_url
 
 INSTRUCTIONS = (
     "Tools for the Kyma API gateway's open models (qwen, kimi, deepseek, glm, gemma, llama, gemini) and image models. "
-    "Use chat to ask a second model, list_models to see limits and prices. Errors start with a [word] "
+    "Use chat to ask a second model, list_models to see limits and prices, recommend_model to pick one "
+    "for a task. Errors start with a [word] "
     "and say what to do next."
 )
 PARTIAL_REPLY_MARGIN_SECONDS = 0.5

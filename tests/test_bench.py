@@ -4,12 +4,16 @@ import json
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 
 from bench.__main__ import BENCHMARKS, run_benchmarks
 from bench.harness import Counts, rotated
 from bench.report import to_markdown, write
 from bench.stats import Baseline, Figure, Summary, median_at_most, ratio_at_most, ratios_at_most
+from kyma_mcp.client import KymaClient
+from kyma_mcp.emulator import EmulatorHandle
+from tests.conftest import emulator_settings
 
 BENCHMARK_GROUPS = {
     "context cost",
@@ -75,3 +79,20 @@ def to_markdown_row(figure: Figure) -> str:
 
 def test_rotated_lets_each_item_go_first_in_turn() -> None:
     assert [rotated("abc", turn)[0] for turn in range(4)] == ["a", "b", "c", "a"]
+
+
+@pytest.mark.anyio
+async def test_a_finished_chat_stream_leaves_its_connection_pooled_for_the_next_call(emulator: EmulatorHandle) -> None:
+    # Found by the per-call benchmark: closing a stream before its body ended dropped the
+    # connection, so every chat call paid a new TCP connection (about a third of its overhead).
+    transport = httpx2.AsyncHTTPTransport()
+    client = KymaClient(emulator_settings(emulator, tier=4), transport=transport)
+    try:
+        for _ in range(3):
+            async with client.chat_stream(
+                {"model": "qwen-3.6-plus", "messages": [{"role": "user", "content": "hi"}]}
+            ) as stream:
+                assert [chunk async for chunk in stream.chunks()]
+        assert len(transport._pool.connections) == 1  # pyright: ignore[reportPrivateUsage]
+    finally:
+        await client.aclose()

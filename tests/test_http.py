@@ -224,9 +224,8 @@ async def test_an_oversized_body_gets_413(guarded: Served) -> None:
 
 
 def config_of(host: str, env: dict[str, str] | None = None, **options: Any) -> HttpConfig:
-    return HttpConfig.from_settings(
-        Settings.from_env(env or {}), transport="streamable-http", host=host, port=8000, **options
-    )
+    defaults: dict[str, Any] = {"transport": "streamable-http", "host": host, "port": 8000}
+    return HttpConfig.from_settings(Settings.from_env(env or {}), **(defaults | options))
 
 
 @pytest.mark.parametrize(
@@ -269,6 +268,8 @@ def test_command_line_values_win_over_the_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "complaint"),
     [
+        ({"port": 70000}, "not a TCP port"),
+        ({"port": 0}, "not a TCP port"),
         ({"token_file": Path("/nonexistent/token")}, "cannot read it"),
         ({"allowed_hosts": ("https://kyma.example.com",)}, "allowed host"),
         ({"allowed_hosts": ("kyma.example.com/mcp",)}, "allowed host"),

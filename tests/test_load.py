@@ -56,7 +56,8 @@ async def test_200_calls_at_tier_0_are_answered_or_told_when_to_retry(emulator: 
     refused = [text_of(r) for r in results if r.is_error]
     assert len(results) == 200
     assert len(answered) >= 25  # at least one full window's worth got through
-    assert all(CLEAN_RATE_LIMIT.match(text) for text in refused), refused[:3]
+    unclear = [text for text in refused if not CLEAN_RATE_LIMIT.match(text)]
+    assert unclear == []
     assert len(answered) + len(refused) == 200
 
 

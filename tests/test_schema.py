@@ -1,6 +1,6 @@
 """Compacted tool schemas are smaller and accept exactly what the originals accept."""
 
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import pytest
@@ -15,6 +15,7 @@ class Part(BaseModel):
 
 class Sample(BaseModel):
     name: str
+    mode: Literal["a", "b"] | None = None
     count: int | None = Field(default=None, ge=0, description="how many")
     parts: list[Part] | None = None
     part: Part | None = None
@@ -30,6 +31,9 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"count": 1},
     {"name": "a", "parts": [{}]},
     {"name": "a", "part": {"title": 7}},
+    {"name": "a", "mode": None},
+    {"name": "a", "mode": "b"},
+    {"name": "a", "mode": "c"},
 ]
 
 
