@@ -2,7 +2,7 @@
 
 `tools/list` is read whole, as on the wire, with a breakdown per tool and per field (kept in
 the JSON under `details.tools_list`); a short `chat` result is read against its reply, which it
-carries twice (as text and as structured content).
+carries twice (as text and as structured content), with its breakdown under `details.chat_result`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ def tool_breakdown(tool: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def result_breakdown(result: dict[str, Any]) -> dict[str, Any]:
+    """Bytes of a tool result: whole, per member, and per structured field (the name's bytes included)."""
+    structured: dict[str, Any] = result.get("structuredContent") or {}
+    return {
+        "total": size(result),
+        "members": {key: size({key: value}) - 2 for key, value in result.items()},
+        "structured_fields": {key: size({key: value}) - 2 for key, value in structured.items()},
+    }
+
+
 def missing_when_line(tools: list[dict[str, Any]]) -> list[str]:
     """Tools whose description lacks a second line telling the model when to use it."""
     return [tool["name"] for tool in tools if len(tool.get("description", "").strip().splitlines()) < 2]
@@ -64,6 +74,7 @@ async def run(bench: Bench) -> list[Figure]:
         bench.notes.append(f"tools/list: no 'when to use' line in the description of {', '.join(terse)}.")
     reply = len(result.result["structuredContent"]["reply"].encode())
     limit = 2 * reply + RESULT_OVERHEAD_LIMIT
+    bench.details["chat_result"] = result_breakdown(result.result)
     return [
         Figure(
             "context cost",
@@ -75,10 +86,10 @@ async def run(bench: Bench) -> list[Figure]:
         ),
         Figure(
             "context cost",
-            f"short `chat` result, whole JSON-RPC answer ({reply:,} B reply)",
+            f"short `chat` result (the JSON-RPC `result`; {reply:,} B reply)",
             "bytes",
-            single(result.wire_bytes),
-            Baseline("bare forwarding MCPServer, same reply", single(floor_result.wire_bytes)),
+            single(size(result.result)),
+            Baseline("bare forwarding MCPServer, same reply", single(size(floor_result.result))),
             median_at_most(limit, "bytes", shown=f"2 x reply + {RESULT_OVERHEAD_LIMIT} = {limit:,} B"),
         ),
     ]

@@ -53,6 +53,11 @@ PARTIAL_REPLY_MARGIN_SECONDS = 0.5
 PROGRESS_INTERVAL_SECONDS = 0.25
 """Streamed tokens are reported at most this often (the first one at once)."""
 
+_READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+_BILLED = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Billed tools spend money and are not idempotent (generate_image is only with an idempotency_key,
+and hints cannot depend on arguments); the rest only read."""
+
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
 
 
@@ -152,39 +157,16 @@ def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | N
             await client.aclose()
 
     server = KymaServer("kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
-    server.add_tool(
-        chat,
-        title="Chat with a Kyma model",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True),
+    tools = (
+        (chat, "Chat with a Kyma model", _BILLED),
+        (list_models, "List Kyma models", _READ_ONLY),
+        (generate_image, "Generate images with Kyma", _BILLED),
+        (get_image_job, "Get a Kyma image job", _READ_ONLY),
+        (recommend_model, "Recommend a Kyma model", _READ_ONLY),
+        (get_limits, "Kyma tier, limits and balance", _READ_ONLY),
     )
-    server.add_tool(
-        list_models,
-        title="List Kyma models",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
-    server.add_tool(
-        generate_image,
-        title="Generate images with Kyma",
-        # Not idempotent unless the caller passes an idempotency_key; hints cannot depend on arguments.
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-        ),
-    )
-    server.add_tool(
-        get_image_job,
-        title="Get a Kyma image job",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
-    server.add_tool(
-        recommend_model,
-        title="Recommend a Kyma model",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
-    server.add_tool(
-        get_limits,
-        title="Kyma tier, limits and balance",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
+    for function, title, hints in tools:
+        server.add_tool(function, title=title, annotations=hints)
     server.resource("kyma://models", name="models", title="Kyma model catalog", mime_type="application/json")(
         models_resource
     )

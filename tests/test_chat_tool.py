@@ -5,10 +5,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.emulator import EmulatorHandle
 from tests.conftest import ConnectFactory
+from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -17,20 +17,6 @@ PNG_1PX = bytes.fromhex(
     "1f15c4890000000d49444154789c6300010000050001"
     "0d0a2db40000000049454e44ae426082"
 )
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert result.structured_content is not None, text_of(result)
-    return result.structured_content
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, text_of(result)
-    return text_of(result)
 
 
 async def test_chat_returns_the_reply_with_route_usage_and_cost(connect: ConnectFactory) -> None:

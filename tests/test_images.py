@@ -18,7 +18,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, ImageContent
 from PIL import Image
 
 from kyma_mcp import images
@@ -30,6 +30,7 @@ from kyma_mcp.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_EDGE, mak
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
+from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -63,21 +64,6 @@ def emulator(emulator: EmulatorHandle) -> EmulatorHandle:
 def out(tmp_path: Path) -> Path:
     """The output folder (not created yet: the server creates it on demand)."""
     return tmp_path.resolve() / "out"
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, text_of(result)
-    return text_of(result)
 
 
 def previews_of(result: CallToolResult) -> list[ImageContent]:

@@ -7,7 +7,6 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.client import bundled_tiers
 from kyma_mcp.emulator import EmulatorHandle
@@ -17,18 +16,9 @@ from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.usage import SessionUsage
 from tests.conftest import ConnectFactory, emulator_settings
+from tests.results import structured, text_of
 
 anyio_mark = pytest.mark.anyio
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 @anyio_mark

@@ -3,30 +3,20 @@
 from typing import Any
 
 import pytest
-from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.catalog import bundled_models
 from kyma_mcp.emulator import EmulatorHandle
 from tests.conftest import ConnectFactory
+from tests.results import structured, text_of
 
 pytestmark = pytest.mark.anyio
-
-
-def data(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def text(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def test_rows_carry_limits_prices_and_capabilities(connect: ConnectFactory) -> None:
     async with connect() as client:
         result = await client.call_tool("list_models", {})
 
-    body = data(result)
+    body = structured(result)
     rows = {row["id"]: row for row in body["models"]}
     assert body["source"] == "live"
     assert body["total"] == len(bundled_models())
@@ -36,7 +26,7 @@ async def test_rows_carry_limits_prices_and_capabilities(connect: ConnectFactory
     assert rows["qwen-3.6-plus"]["input_usd_per_1m"] == 0.68
     assert rows["recraft-v3"]["image_usd"] == 0.054
     assert rows["recraft-v3"]["kind"] == "image"
-    assert "glm-5.1 · ctx 203,776 · out 65,536 · $1.89/$5.94 per 1M in/out" in text(result)
+    assert "glm-5.1 · ctx 203,776 · out 65,536 · $1.89/$5.94 per 1M in/out" in text_of(result)
 
 
 async def test_filters_narrow_the_list(connect: ConnectFactory) -> None:
@@ -46,21 +36,21 @@ async def test_filters_narrow_the_list(connect: ConnectFactory) -> None:
         roomy = await client.call_tool("list_models", {"min_context": 1_000_000, "min_output": 10_000})
         search = await client.call_tool("list_models", {"search": "Kimi"})
 
-    assert {r["id"] for r in data(vision)["models"]} == {
+    assert {r["id"] for r in structured(vision)["models"]} == {
         "gemma-4-31b",
         "kimi-k2.5",
         "kimi-k2.6",
         "gemini-2.5-flash",
         "gemini-3-flash",
     }
-    assert {r["id"] for r in data(images)["models"]} == {
+    assert {r["id"] for r in structured(images)["models"]} == {
         "flux-1.1-ultra",
         "flux-kontext-pro",
         "ideogram-v3",
         "recraft-v3",
     }
-    assert {r["id"] for r in data(roomy)["models"]} == {"deepseek-v4-flash", "deepseek-v4-pro"}
-    assert {r["id"] for r in data(search)["models"]} == {"kimi-k2.5", "kimi-k2.6"}
+    assert {r["id"] for r in structured(roomy)["models"]} == {"deepseek-v4-flash", "deepseek-v4-pro"}
+    assert {r["id"] for r in structured(search)["models"]} == {"kimi-k2.5", "kimi-k2.6"}
 
 
 async def test_pages_follow_next_offset(connect: ConnectFactory) -> None:
@@ -68,7 +58,7 @@ async def test_pages_follow_next_offset(connect: ConnectFactory) -> None:
     offset: int | None = 0
     async with connect() as client:
         while offset is not None:
-            page = data(await client.call_tool("list_models", {"limit": 5, "offset": offset}))
+            page = structured(await client.call_tool("list_models", {"limit": 5, "offset": offset}))
             seen += [row["id"] for row in page["models"]]
             offset = page["next_offset"]
             assert len(page["models"]) <= 5
@@ -78,8 +68,8 @@ async def test_pages_follow_next_offset(connect: ConnectFactory) -> None:
 
 async def test_repeat_calls_are_served_from_the_cache(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     async with connect() as client:
-        first = data(await client.call_tool("list_models", {}))
-        second = data(await client.call_tool("list_models", {}))
+        first = structured(await client.call_tool("list_models", {}))
+        second = structured(await client.call_tool("list_models", {}))
 
     assert (first["source"], second["source"]) == ("live", "cached")
     assert emulator.state.requests["/v1/models"] == 1
@@ -87,7 +77,7 @@ async def test_repeat_calls_are_served_from_the_cache(connect: ConnectFactory, e
 
 async def test_an_unreachable_kyma_falls_back_to_the_bundled_snapshot(connect: ConnectFactory) -> None:
     async with connect(base_url="http://127.0.0.1:9/v1") as client:
-        result = data(await client.call_tool("list_models", {"kind": "chat"}))
+        result = structured(await client.call_tool("list_models", {"kind": "chat"}))
 
     assert result["source"] == "bundled"
     assert result["total"] == len([m for m in bundled_models() if m.kind == "chat"])
@@ -102,4 +92,4 @@ async def test_bad_filters_are_invalid_request(connect: ConnectFactory, argument
         result = await client.call_tool("list_models", arguments)
 
     assert result.is_error
-    assert text(result).startswith("[invalid_request]")
+    assert text_of(result).startswith("[invalid_request]")

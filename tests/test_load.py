@@ -11,10 +11,11 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from kyma_mcp.emulator import EmulatorHandle
 from tests.conftest import TEST_KEY
+from tests.results import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +25,6 @@ CLEAN_RATE_LIMIT = re.compile(r"^\[rate_limited\] .*[Tt]ry again in \d+ s")
 def stdio_server(base_url: str, **env: str) -> Client:
     environment = {**os.environ, "KYMA_BASE_URL": base_url, "KYMA_API_KEY": TEST_KEY, **env}
     return Client(StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=environment))
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def fire(client: Client, count: int) -> list[CallToolResult]:

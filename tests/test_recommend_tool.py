@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from tests.conftest import ConnectFactory
+from tests.results import structured, text_of
 
 pytestmark = pytest.mark.anyio
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def test_it_recommends_from_the_live_catalog_with_ready_arguments(connect: ConnectFactory) -> None:

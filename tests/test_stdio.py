@@ -28,6 +28,14 @@ class StdioPeer:
         assert self.process.stdin is not None
         await self.process.stdin.send(json.dumps(message).encode() + b"\n")
 
+    async def initialize(self) -> dict[str, Any]:
+        """The legacy handshake, as a desktop host does it; returns the server's answer."""
+        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}
+        await self.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
+        answer = (await self.response(1))["result"]
+        await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer
+
     async def response(self, request_id: int) -> dict[str, Any]:
         while True:
             message = json.loads(await self._line())
@@ -56,20 +64,7 @@ async def test_stdout_is_pure_json_rpc_and_stdin_eof_exits_within_5_s(emulator: 
     peer = StdioPeer(process)
     try:
         with anyio.fail_after(30):
-            await peer.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "stdio-test", "version": "0"},
-                    },
-                }
-            )
-            assert (await peer.response(1))["result"]["serverInfo"]["name"] == "kyma"
-            await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            assert (await peer.initialize())["serverInfo"]["name"] == "kyma"
             await peer.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
             tools = (await peer.response(2))["result"]["tools"]
             await peer.send(
@@ -112,19 +107,7 @@ async def test_sigterm_exits_cleanly_within_5_s_leaving_no_children(emulator: Em
     peer = StdioPeer(process)
     try:
         with anyio.fail_after(30):
-            await peer.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "0"},
-                    },
-                }
-            )
-            await peer.response(1)
+            await peer.initialize()
         children = anyio.Path(f"/proc/{process.pid}/task/{process.pid}/children")
         if await children.exists():  # Linux: the server starts no processes of its own
             assert (await children.read_text()).strip() == ""
