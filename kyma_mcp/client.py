@@ -11,7 +11,7 @@ import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,7 +23,6 @@ from kyma_mcp import __version__
 from kyma_mcp.errors import (
     InvalidRequestError,
     KymaError,
-    ModelNotFoundError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
     error_for_status,
@@ -102,18 +101,24 @@ class KymaClient:
         self._settings = settings
         self._key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._secrets: tuple[str, ...] = (self._key,) if self._key else ()
-        self._http = httpx2.AsyncClient(
-            base_url=settings.base_url + "/",
-            transport=transport,
-            timeout=httpx2.Timeout(settings.tool_timeout_seconds, connect=_CONNECT_TIMEOUT_SECONDS),
-            limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
-            headers={"User-Agent": f"kyma-mcp/{__version__}", "X-Kyma-SDK": f"kyma-mcp/{__version__}"},
-        )
+        self._transport = transport
         self._pacer = Pacer(window_seconds=settings.rate_window_seconds)
         self._limits_known = False
 
+    @cached_property
+    def _http(self) -> httpx2.AsyncClient:
+        """Made at the first request, not at start-up: its TLS context loads the CA bundle (30-50 ms on Linux)."""
+        return httpx2.AsyncClient(
+            base_url=self._settings.base_url + "/",
+            transport=self._transport,
+            timeout=httpx2.Timeout(self._settings.tool_timeout_seconds, connect=_CONNECT_TIMEOUT_SECONDS),
+            limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": f"kyma-mcp/{__version__}", "X-Kyma-SDK": f"kyma-mcp/{__version__}"},
+        )
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if "_http" in self.__dict__:  # made by a request
+            await self._http.aclose()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -166,14 +171,11 @@ class KymaClient:
             InvalidRequestError: Kyma knows no job with this id for this API key (404).
         """
         path = f"jobs/{quote(job_id, safe='')}"
-        try:
-            # `_send` reports a 404 as the `model` it was about; here that is the job.
-            response = await self._send(self._build("GET", path, auth=True), stream=False, model=job_id)
-        except ModelNotFoundError:
-            raise InvalidRequestError(
-                f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
-                "(jobs are visible only to the key that submitted them), or call generate_image to start a new one."
-            ) from None
+        unknown = InvalidRequestError(
+            f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
+            "(jobs are visible only to the key that submitted them), or call generate_image to start a new one."
+        )
+        response = await self._send(self._build("GET", path, auth=True), stream=False, model=None, not_found=unknown)
         return _json_object(response)
 
     async def download(self, url: str) -> bytes:
@@ -231,6 +233,7 @@ class KymaClient:
         model: object,
         idempotent: bool | None = None,
         paced: bool = False,
+        not_found: KymaError | None = None,
     ) -> httpx2.Response:
         """Send a request with pacing and retries, all inside the caller's deadline.
 
@@ -238,6 +241,8 @@ class KymaClient:
         Kyma's Retry-After says or with jittered exponential backoff. A request that is not
         idempotent (a chat completion) is retried only when Kyma said it did not run it: a failed
         connection or one of those statuses, never after a response has started.
+
+        A 404 is `not_found` when given (an unknown job), else `[model_not_found]` for `model`.
 
         Raises:
             KymaError: the final failure, saying how often it was retried and when to try again.
@@ -256,7 +261,7 @@ class KymaClient:
             else:
                 if response.status_code < 400:
                     return response
-                failure = await self._status_failure(response, model_id)
+                failure = await self._status_failure(response, model_id, not_found)
             wait = failure.retry_after if failure.retry_after is not None else _backoff_seconds(retried)
             out_of_tries = retried >= self._settings.max_retries or wait > MAX_RETRY_AFTER_SECONDS
             if not failure.retryable or out_of_tries or anyio.current_time() + wait > deadline:
@@ -267,7 +272,9 @@ class KymaClient:
             await anyio.sleep(wait)
             retried += 1
 
-    async def _status_failure(self, response: httpx2.Response, model: str | None) -> _Failure:
+    async def _status_failure(
+        self, response: httpx2.Response, model: str | None, not_found: KymaError | None
+    ) -> _Failure:
         body = await response.aread()
         await response.aclose()
         status = response.status_code
@@ -278,6 +285,8 @@ class KymaClient:
         topup = _json_field(body, "cta_url")
 
         def describe(retried: int, wait: float | None) -> KymaError:
+            if status == 404 and not_found is not None:
+                return not_found
             return error_for_status(
                 status,
                 detail,

@@ -25,22 +25,17 @@ _JOB_CHARS = 8
 
 
 def output_folder(configured: Path | None) -> Path:
-    """The folder images are saved in, created on demand.
+    """The folder images are saved in, created on demand (`configured` is absolute: Settings checks it).
 
     Raises:
-        PathDeniedError: KYMA_OUTPUT_DIR is relative, or the folder cannot be created.
+        PathDeniedError: the folder cannot be created.
     """
     if configured is None:
         import platformdirs  # lazy: only image tools need it
 
         folder = platformdirs.user_data_path(APP_NAME, appauthor=False) / "images"
     else:
-        folder = configured.expanduser()
-        if not folder.is_absolute():
-            raise PathDeniedError(
-                f"KYMA_OUTPUT_DIR='{str(configured)[:200]}' is a relative path, which would land in whatever folder "
-                "the MCP host started this server in. Set it to an absolute path and restart the server."
-            )
+        folder = configured
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

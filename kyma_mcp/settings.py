@@ -54,6 +54,17 @@ class Settings(BaseModel):
             raise ValueError(f"must be an http(s) URL such as {DEFAULT_BASE_URL}")
         return value.rstrip("/")
 
+    @field_validator("output_dir")
+    @classmethod
+    def _absolute_folder(cls, value: Path | None) -> Path | None:
+        # Hosts start servers in arbitrary working folders (often `/`): a relative path is a trap.
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path (hosts start servers in arbitrary folders)")
+        return value
+
     @property
     def has_api_key(self) -> bool:
         return self.api_key is not None and bool(self.api_key.get_secret_value())

@@ -334,3 +334,16 @@ async def test_cancelling_a_call_aborts_the_upstream_request(connect: ConnectFac
         after = await client.call_tool("chat", {"prompt": "next"})
 
     assert not after.is_error
+
+
+async def test_an_image_file_over_20_mb_is_refused_unread(connect: ConnectFactory, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as file:
+        file.write(PNG_1PX)
+        file.truncate(21 * 1024 * 1024)  # sparse: no 21 MB actually written
+
+    async with connect() as client:
+        result = await client.call_tool("chat", {"prompt": "see", "model": "gemma-4-31b", "images": [str(huge)]})
+
+    assert error_text(result).startswith("[invalid_request]")
+    assert "20 MB" in error_text(result)

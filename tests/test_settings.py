@@ -53,6 +53,7 @@ def test_empty_values_count_as_unset() -> None:
         ("KYMA_TOOL_TIMEOUT_SECONDS", "soon"),
         ("KYMA_MAX_RETRIES", "-2"),
         ("KYMA_TIER", "9"),
+        ("KYMA_OUTPUT_DIR", "images/out"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
