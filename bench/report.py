@@ -87,6 +87,10 @@ def to_markdown(results: Results) -> str:
             f"{t['outputSchema']:,} | {t['other']:,} |"
             for t in tools
         )
+    if chat := results.details.get("chat_result"):
+        members = ", ".join(f"{key} {value:,}" for key, value in chat["members"].items())
+        fields = ", ".join(f"{key} {value:,}" for key, value in chat["structured_fields"].items())
+        lines += ["", f"Short `chat` result, bytes per member: {members}; structuredContent fields: {fields}."]
     if results.notes or results.broken:
         lines += ["", "Notes:", ""]
         lines.extend(f"- BROKEN: {failure}" for failure in results.broken)

@@ -30,6 +30,8 @@ _META = {
 }
 _MAX_LINE_BYTES = 64 * 1024 * 1024
 _EXIT_TIMEOUT_SECONDS = 10.0
+_ANSWER_TIMEOUT_SECONDS = 120.0
+"""A server that answers nothing for this long is stuck: the benchmark breaks instead of hanging."""
 
 JSONObject = dict[str, Any]
 ProgressHandler = Callable[[JSONObject, float], None]
@@ -128,6 +130,7 @@ class StdioServer:
 
         Raises:
             ServerError: a JSON-RPC error, or the server closed stdout first.
+            TimeoutError: no answer within 120 s.
         """
         self._next_id += 1
         request_id = self._next_id
@@ -139,7 +142,8 @@ class StdioServer:
             await self._send(
                 {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**(params or {}), "_meta": meta}}
             )
-            await pending.done.wait()
+            with anyio.fail_after(_ANSWER_TIMEOUT_SECONDS):
+                await pending.done.wait()
         finally:
             self._pending.pop(request_id, None)
             self._progress.pop(request_id, None)

@@ -117,6 +117,7 @@ class ReplyBuilder:
     def __init__(self) -> None:
         self._parts: list[str] = []
         self.chunks = 0
+        self.characters = 0
         self.finish_reason: str | None = None
         self.response_model: str | None = None
         self.usage: JSONObject = {}
@@ -133,6 +134,7 @@ class ReplyBuilder:
             content = cast(JSONObject, delta).get("content") if isinstance(delta, dict) else None
             if isinstance(content, str):
                 self._parts.append(content)
+                self.characters += len(content)
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
 

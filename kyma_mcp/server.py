@@ -240,8 +240,8 @@ async def _stream_chat(
                     builder.add(chunk)
                     if first and builder.started:
                         await progress.report(f"first tokens from {route.model_served or model_id}")
-                    elif builder.started:
-                        await progress.throttled(f"{len(builder.text)} characters from {model_id}")
+                    elif builder.started and progress.due():
+                        await progress.report(f"{builder.characters} characters from {model_id}")
             if scope.cancelled_caught:
                 if not builder.started:
                     raise _deadline_error(deadline)
@@ -461,9 +461,9 @@ class _Progress:
         self._last_sent = time.monotonic()
         await self._ctx.report_progress(self._sent, None, message)
 
-    async def throttled(self, message: str) -> None:
-        if time.monotonic() - self._last_sent >= PROGRESS_INTERVAL_SECONDS:
-            await self.report(message)
+    def due(self) -> bool:
+        """Whether another streamed-token update may go out (they are throttled to one per interval)."""
+        return time.monotonic() - self._last_sent >= PROGRESS_INTERVAL_SECONDS
 
 
 @asynccontextmanager

@@ -2,7 +2,7 @@
 
 from mcp.server import MCPServer
 
-server = MCPServer("bare")
+server = MCPServer("bare", log_level="WARNING")  # kyma-mcp's default log level
 
 
 @server.tool()

@@ -22,7 +22,7 @@ async def lifespan(_: MCPServer) -> AsyncGenerator[httpx2.AsyncClient]:
         yield http
 
 
-server = MCPServer("forwarding", lifespan=lifespan)
+server = MCPServer("forwarding", lifespan=lifespan, log_level="WARNING")  # kyma-mcp's default log level
 
 
 @server.tool()
