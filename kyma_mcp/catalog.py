@@ -18,6 +18,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from kyma_mcp.errors import KymaError
+from kyma_mcp.jsonvalues import number
 
 Kind = Literal["chat", "image"]
 Capability = Literal["vision", "tools", "reasoning", "caching", "long_context", "image_generation", "image_edit"]
@@ -108,9 +109,9 @@ def normalise(entry: Mapping[str, Any]) -> ModelInfo | None:
         max_output_tokens=_int(entry.get("max_output_tokens")),
         input_modalities=inputs,
         capabilities=tuple(caps),
-        input_usd_per_1m=_float(prices.get("input_per_1m")),
-        output_usd_per_1m=_float(prices.get("output_per_1m")),
-        image_usd=_float(prices.get("per_image_usd")),
+        input_usd_per_1m=number(prices.get("input_per_1m")),
+        output_usd_per_1m=number(prices.get("output_per_1m")),
+        image_usd=number(prices.get("per_image_usd")),
         best_for=entry.get("best_for") if isinstance(entry.get("best_for"), str) else None,
     )
 
@@ -231,7 +232,3 @@ def _strings(value: object) -> tuple[str, ...]:
 
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -8,8 +8,9 @@ from typing import Literal, cast
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import ModelInfo, find
-from kyma_mcp.client import JSONObject, RouteInfo
+from kyma_mcp.client import RouteInfo
 from kyma_mcp.errors import InvalidRequestError
+from kyma_mcp.jsonvalues import JSONObject, integer, number, objects
 
 MAX_REPLY_CHARS = 40_000
 """Longest reply returned: the result carries it twice (text and structured), and hosts cap results at ~25k tokens."""
@@ -99,7 +100,7 @@ def build_messages(
 
 
 def has_images(messages: Sequence[JSONObject]) -> bool:
-    return any(part.get("type") == "image_url" for m in messages for part in _objects(m["content"]))
+    return any(part.get("type") == "image_url" for m in messages for part in objects(m["content"]))
 
 
 def check_vision(model: ModelInfo | None, messages: Sequence[JSONObject], catalog: Sequence[ModelInfo]) -> None:
@@ -129,7 +130,7 @@ class ReplyBuilder:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = cast(JSONObject, usage)
-        for choice in _objects(chunk.get("choices")):
+        for choice in objects(chunk.get("choices")):
             delta = choice.get("delta")
             content = cast(JSONObject, delta).get("content") if isinstance(delta, dict) else None
             if isinstance(content, str):
@@ -185,10 +186,10 @@ def finish(
         model_served=served,
         finish_reason=finish_reason,
         usage=Usage(
-            prompt_tokens=_int(usage.get("prompt_tokens")),
-            completion_tokens=_int(usage.get("completion_tokens")),
-            total_tokens=_int(usage.get("total_tokens")),
-            cost_usd=_number(usage.get("cost")),
+            prompt_tokens=integer(usage.get("prompt_tokens")),
+            completion_tokens=integer(usage.get("completion_tokens")),
+            total_tokens=integer(usage.get("total_tokens")),
+            cost_usd=number(usage.get("cost")),
         ),
         fallback=Fallback(used=route.fallback_used, layer=route.fallback_layer),
         latency_ms=latency_ms,
@@ -220,17 +221,3 @@ def _fallback_note(requested: str, served: str | None, layer: int | None) -> str
             f"(layer {layer or '?'}). Retry later if you need '{requested}' itself."
         )
     return f"Kyma served '{requested}' through a fallback route (layer {layer or '?'}); the model is unchanged."
-
-
-def _objects(value: object) -> list[JSONObject]:
-    """The JSON objects in a JSON array (anything else yields nothing)."""
-    items = cast(list[object], value) if isinstance(value, list) else []
-    return [cast(JSONObject, item) for item in items if isinstance(item, dict)]
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -30,10 +30,9 @@ from kyma_mcp.errors import (
     redact,
     upstream_message,
 )
+from kyma_mcp.jsonvalues import JSONObject
 from kyma_mcp.pacing import TIER_0, Pacer, TierLimits, wait_reporter
 from kyma_mcp.settings import Settings
-
-JSONObject = dict[str, Any]
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024

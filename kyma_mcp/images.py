@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar, cast
+from typing import Annotated, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import ModelInfo, find
-from kyma_mcp.client import JSONObject, KymaClient
+from kyma_mcp.client import KymaClient
 from kyma_mcp.errors import (
     InvalidRequestError,
     JobFailedError,
@@ -35,6 +35,7 @@ from kyma_mcp.errors import (
     UpstreamUnavailableError,
 )
 from kyma_mcp.image_files import file_stem, find_saved, output_folder, save
+from kyma_mcp.jsonvalues import JSONObject, json_list, json_object, number
 from kyma_mcp.previews import PREVIEW_MAX_EDGE, Preview, inspect, make_previews
 from kyma_mcp.settings import Settings
 
@@ -79,9 +80,9 @@ class ImageResult(BaseModel):
     def text(self) -> str:
         """The readable content: the message, then per image its file, size and URL."""
         lines = [self.message]
-        for number, image in enumerate(self.images, 1):
+        for position, image in enumerate(self.images, 1):
             size = f"{image.width}x{image.height}" if image.width and image.height else "size unknown"
-            lines.append(f"{number}. {image.file or '(not saved)'} ({size})\n   {image.url}")
+            lines.append(f"{position}. {image.file or '(not saved)'} ({size})\n   {image.url}")
         return "\n".join(lines)
 
 
@@ -131,20 +132,20 @@ class Job:
         job_id, status = body.get("id"), body.get("status")
         if not isinstance(job_id, str) or not job_id or not isinstance(status, str):
             raise UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
-        output = _object(body.get("output"))
-        urls = [url for url in _list(output.get("urls")) if isinstance(url, str)]
+        output = json_object(body.get("output"))
+        urls = [url for url in json_list(output.get("urls")) if isinstance(url, str)]
         if not urls and isinstance(output.get("url"), str):
             urls = [output["url"]]
         error = body.get("error")
-        reason = error if isinstance(error, str) else _object(error).get("message")
+        reason = error if isinstance(error, str) else json_object(error).get("message")
         return cls(
             id=job_id,
             status=status,
             model=body["model"] if isinstance(body.get("model"), str) else model,
             urls=tuple(urls),
             created=_timestamp(body.get("created_at")),
-            estimated_cost=_number(body.get("estimated_cost")),
-            charged=_number(body.get("charged_amount")),
+            estimated_cost=number(body.get("estimated_cost")),
+            charged=number(body.get("charged_amount")),
             error=reason[:300] if isinstance(reason, str) and reason else None,
         )
 
@@ -426,15 +427,3 @@ def _timestamp(value: object) -> datetime:
         except (OverflowError, OSError, ValueError):
             pass
     return datetime.now(UTC)
-
-
-def _object(value: object) -> JSONObject:
-    return cast(JSONObject, value) if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[object]:
-    return cast(list[object], value) if isinstance(value, list) else []
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

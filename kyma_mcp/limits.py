@@ -13,6 +13,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError
+from kyma_mcp.jsonvalues import integer, number
 from kyma_mcp.usage import SessionUsage
 
 TierSource = Literal["KYMA_TIER", "account", "rpm_limit", "unknown"]
@@ -178,7 +179,7 @@ def shape_limits(
         allows=by_tier.get(tier) if tier is not None else None,
         next_tier=by_tier.get(tier + 1) if tier is not None else None,
         account_limits=_compact(account_json) if account_json else None,
-        balance_usd=_number(balance_json.get("balance")) if balance_json else None,
+        balance_usd=number(balance_json.get("balance")) if balance_json else None,
         low_balance=_flag(balance_json.get("low_balance")) if balance_json else None,
         gateway=_compact(gateway_json) if gateway_json else None,
         tiers=ladder,
@@ -193,21 +194,21 @@ def _ladder(part: Part) -> list[TierRow]:
     if not isinstance(rows, list):
         return []
     entries = [cast(Mapping[str, Any], row) for row in cast(list[object], rows) if isinstance(row, Mapping)]
-    ladder = [_tier_row(tier, entry) for entry in entries if (tier := _count(entry.get("tier"))) is not None]
+    ladder = [_tier_row(tier, entry) for entry in entries if (tier := integer(entry.get("tier"))) is not None]
     return sorted(ladder, key=lambda r: r.tier)
 
 
 def _tier_row(tier: int, row: Mapping[str, Any]) -> TierRow:
     return TierRow(
         tier=tier,
-        min_deposit_usd=_number(row.get("min_deposit")),
-        rpm=_count(row.get("rpm")),
-        per_model_rpm=_count(row.get("per_model_rpm")),
-        tpm=_count(row.get("tpm")),
-        max_single_request=_count(row.get("max_single_request")),
-        image_concurrent=_count(row.get("image_concurrent", row.get("combined_media_concurrent"))),
-        image_queue_depth_cap=_count(row.get("image_queue_depth_cap")),
-        video_concurrent=_count(row.get("video_concurrent")),
+        min_deposit_usd=number(row.get("min_deposit")),
+        rpm=integer(row.get("rpm")),
+        per_model_rpm=integer(row.get("per_model_rpm")),
+        tpm=integer(row.get("tpm")),
+        max_single_request=integer(row.get("max_single_request")),
+        image_concurrent=integer(row.get("image_concurrent", row.get("combined_media_concurrent"))),
+        image_queue_depth_cap=integer(row.get("image_queue_depth_cap")),
+        video_concurrent=integer(row.get("video_concurrent")),
     )
 
 
@@ -227,7 +228,7 @@ def _tier(
 ) -> tuple[int | None, TierSource]:
     """KYMA_TIER wins; else the tier the account reports; else the tier whose RPM matches `rpm_limit`."""
     reported = next(
-        (tier for source in (account, balance) if source and (tier := _count(source.get("tier"))) is not None), None
+        (tier for source in (account, balance) if source and (tier := integer(source.get("tier"))) is not None), None
     )
     if configured is not None:
         differs = f"; the account reports Tier {reported}" if reported is not None and reported != configured else ""
@@ -235,7 +236,7 @@ def _tier(
         return configured, "KYMA_TIER"
     if reported is not None:
         return reported, "account"
-    rpm = _count(account.get("rpm_limit")) if account else None
+    rpm = integer(account.get("rpm_limit")) if account else None
     matched = next((row.tier for row in ladder if rpm is not None and row.rpm == rpm), None)
     return (matched, "rpm_limit") if matched is not None else (None, "unknown")
 
@@ -267,14 +268,6 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value).lower() if value is not None else "null"
     return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _flag(value: Any) -> bool | None:

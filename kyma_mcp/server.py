@@ -30,10 +30,11 @@ from pydantic_core import ErrorDetails
 from kyma_mcp import __version__
 from kyma_mcp.catalog import Capability, Catalog, Kind, ModelInfo, ModelRow, Source, find, select
 from kyma_mcp.chat import ChatMessage, ChatResult, ReplyBuilder, build_messages, check_vision, finish
-from kyma_mcp.client import JSONObject, KymaClient, RouteInfo, bundled_tiers
+from kyma_mcp.client import KymaClient, RouteInfo, bundled_tiers
 from kyma_mcp.errors import KymaError, ModelNotFoundError, UpstreamTimeoutError, UpstreamUnavailableError, redact
 from kyma_mcp.guide import guide_markdown
 from kyma_mcp.images import Delivery, IdempotencyKey, ImageJobs, ImageRequest, ImageResult, ImageSize, JobId
+from kyma_mcp.jsonvalues import JSONObject
 from kyma_mcp.limits import LimitsResult, collect_parts, request_caps, shape_limits
 from kyma_mcp.pacing import wait_reporter
 from kyma_mcp.recommend import Priority, Recommendation, recommend

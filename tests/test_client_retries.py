@@ -182,3 +182,14 @@ async def test_a_key_echoed_in_an_error_body_is_scrubbed() -> None:
 )
 def test_retry_after_parsing(headers: dict[str, str], seconds: float | None) -> None:
     assert retry_after_seconds(httpx2.Headers(headers)) == seconds
+
+
+async def test_an_image_submit_is_resent_with_the_same_idempotency_key() -> None:
+    job = {"id": "f3a9c8b2e1d0a4b6c7d8e9f0", "object": "image.job", "status": "pending"}
+    kyma = ScriptedKyma([httpx2.ReadError("reset after Kyma took the job"), httpx2.Response(200, json=job)])
+
+    answer = await make_client(kyma).submit_image({"model": "flux-1.1-ultra", "prompt": "x", "idempotency_key": "k-1"})
+
+    assert answer["id"] == job["id"]
+    keys = [(r.headers["Idempotency-Key"], json.loads(r.content)["idempotency_key"]) for r in kyma.requests]
+    assert keys == [("k-1", "k-1"), ("k-1", "k-1")]

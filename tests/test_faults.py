@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import MCPError
 from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.emulator import EmulatorHandle
@@ -126,6 +127,12 @@ async def test_the_key_never_leaks_through_any_error_path(
     caplog.set_level(logging.DEBUG)
 
     results = await error_results(connect, emulator)
+    async with connect(api_key=CANARY_KEY) as client:
+        resources = [await client.read_resource(uri) for uri in ("kyma://models", "kyma://guide")]
+        with pytest.raises(MCPError) as missing:
+            await client.read_resource("kyma://models/no-such-model")
+
+    assert "canary" not in repr(resources) + str(missing.value)
 
     assert sum(result.is_error for result in results) >= 12
     for result in results:
