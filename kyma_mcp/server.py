@@ -146,18 +146,42 @@ def _problem(error: ErrorDetails) -> str:
     return f"{where}: {error['msg']}"
 
 
+class _SharedState:
+    """One `AppState` per server, however often the SDK enters the lifespan.
+
+    stdio and Streamable HTTP enter it once; SSE enters it per connection. Sharing keeps one HTTP
+    pool, one catalog cache, one usage tally and, above all, one rate limiter for every client of
+    the server; the Kyma client closes when the last user leaves.
+    """
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._state: AppState | None = None
+        self._users = 0
+
+    @asynccontextmanager
+    async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:
+        if self._state is None:
+            client = KymaClient(self._settings, transport=self._transport)
+            catalog = Catalog(client.list_models)
+            self._state = AppState(self._settings, client, catalog, SessionUsage(), ImageJobs(client, self._settings))
+        state = self._state
+        self._users += 1
+        try:
+            yield state
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._state = None
+                await state.client.aclose()
+
+
 def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> MCPServer:
     """A ready-to-run server; `transport` replaces the network in tests."""
 
-    @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncGenerator[AppState]:
-        client = KymaClient(settings, transport=transport)
-        try:
-            yield AppState(settings, client, Catalog(client.list_models), SessionUsage(), ImageJobs(client, settings))
-        finally:
-            await client.aclose()
-
-    server = KymaServer("kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    shared = _SharedState(settings, transport)
+    server = KymaServer("kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan)
     tools = (
         (chat, "Chat with a Kyma model", _BILLED),
         (list_models, "List Kyma models", _READ_ONLY),

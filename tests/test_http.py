@@ -165,6 +165,25 @@ async def test_two_clients_at_once_get_their_own_answers(guarded: Served, emulat
     assert replies["bravo question"].startswith("Echo from qwen-3.6-plus: bravo question")
 
 
+@pytest.mark.anyio
+async def test_all_clients_of_one_server_share_its_limiter_cache_and_tally(guarded: Served) -> None:
+    """SSE enters the server's lifespan per connection; its state must still be the server's, not the connection's."""
+
+    async def list_models_calls(client: Client) -> int:
+        result = await client.call_tool("get_limits", {})
+        assert result.structured_content is not None
+        return int(result.structured_content["session"]["calls"].get("list_models", 0))
+
+    with anyio.fail_after(20):
+        async with mcp_client(guarded) as first, mcp_client(guarded) as second:
+            before = await list_models_calls(second)
+            await first.call_tool("list_models", {"limit": 1})
+            await first.call_tool("list_models", {"limit": 1})
+            after = await list_models_calls(second)
+
+    assert after - before == 2
+
+
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
 
 
