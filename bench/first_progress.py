@@ -46,13 +46,10 @@ async def run(bench: Bench) -> list[Figure]:
     chat = {"prompt": _PROMPT, "model": bench.model}
     async with (
         emulator.switched(token_interval_ms=TOKEN_INTERVAL_MS),
-        StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log) as kyma,
-        StdioServer.launched(bench.forwarding(), stderr=bench.server_log) as floor,
+        bench.kyma_and_floor() as (kyma, floor),
     ):
         servers = {"kyma-mcp": (kyma, chat), "floor": (floor, {**chat, "stream": True})}
         for server, arguments in servers.values():
-            await server.handshake()
-            await server.request("tools/list")
             await first_progress_ms(emulator, server, "chat", arguments)  # warm-up, not counted
         delays: dict[str, list[float]] = {name: [] for name in servers}
         for turn in range(bench.counts.progress_runs):

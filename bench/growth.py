@@ -10,7 +10,6 @@ from __future__ import annotations
 from bench.harness import Bench
 from bench.stats import Figure, median_at_most, single
 from bench.upstream import PROMPT
-from bench.wire import StdioServer
 
 TARGET_MIB = 5e6 / 2**20
 """5 MB."""
@@ -19,14 +18,8 @@ TARGET_MIB = 5e6 / 2**20
 async def run(bench: Bench) -> list[Figure]:
     total, warmup = bench.counts.growth_calls, bench.counts.growth_warmup_calls
     chat = {"prompt": PROMPT, "model": bench.model}
-    async with (
-        StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log) as kyma,
-        StdioServer.launched(bench.forwarding(), stderr=bench.server_log) as floor,
-    ):
+    async with bench.kyma_and_floor() as (kyma, floor):
         servers = {"kyma-mcp": (kyma, chat), "floor": (floor, {**chat, "stream": True})}
-        for server, _ in servers.values():
-            await server.handshake()
-            await server.request("tools/list")
         started = {name: server.rss_mib() for name, (server, _) in servers.items()}
         warm: dict[str, float] = {}
         for call in range(total):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from bench.stats import Figure
 from bench.upstream import API_KEY, Emulator
-from bench.wire import ServerCommand, python_env
+from bench.wire import ServerCommand, StdioServer, python_env
 
 T = TypeVar("T")
 
@@ -74,6 +75,18 @@ class Bench:
 
     def kyma_module(self, **extra: str) -> ServerCommand:
         return ServerCommand("kyma-mcp (python -m kyma_mcp)", (sys.executable, "-m", "kyma_mcp"), self.env(**extra))
+
+    @asynccontextmanager
+    async def kyma_and_floor(self) -> AsyncGenerator[tuple[StdioServer, StdioServer]]:
+        """Unpaced kyma-mcp and the bare forwarding server, both launched, initialised and listed."""
+        async with (
+            StdioServer.launched(self.kyma_unpaced(), stderr=self.server_log) as kyma,
+            StdioServer.launched(self.forwarding(), stderr=self.server_log) as floor,
+        ):
+            for server in (kyma, floor):
+                await server.handshake()
+                await server.request("tools/list")
+            yield kyma, floor
 
     def kyma_unpaced(self) -> ServerCommand:
         """kyma-mcp for benchmarks that make more calls a minute than any tier allows."""

@@ -37,11 +37,7 @@ async def run(bench: Bench) -> list[Figure]:
     direct = DirectChat(bench.emulator.base_url, bench.model)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(direct.aclose)
-        kyma = await stack.enter_async_context(StdioServer.launched(bench.kyma_unpaced(), stderr=bench.server_log))
-        floor = await stack.enter_async_context(StdioServer.launched(bench.forwarding(), stderr=bench.server_log))
-        for server in (kyma, floor):
-            await server.handshake()
-            await server.request("tools/list")
+        kyma, floor = await stack.enter_async_context(bench.kyma_and_floor())
 
         def forward(stream: bool, progress: bool = False) -> Variant:
             arguments: dict[str, Any] = {"prompt": PROMPT, "model": bench.model, "stream": stream}
