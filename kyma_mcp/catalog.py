@@ -18,7 +18,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from kyma_mcp.errors import KymaError
-from kyma_mcp.jsonvalues import number
+from kyma_mcp.kyma.wire import number
 
 Kind = Literal["chat", "image"]
 Capability = Literal["vision", "tools", "reasoning", "caching", "long_context", "image_generation", "image_edit"]
@@ -232,3 +232,43 @@ def _strings(value: object) -> tuple[str, ...]:
 
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+class ListModelsResult(BaseModel):
+    models: list[ModelRow]
+    total: int = Field(description="Models matching the filters, before paging")
+    next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page")
+    source: Source = Field(description="live, cached (fetched < 5 min ago) or bundled (offline snapshot)")
+
+
+def page(
+    chosen: Sequence[ModelInfo], *, limit: int, offset: int, source: Source
+) -> tuple[Sequence[ModelInfo], ListModelsResult]:
+    """One page of `chosen`: the models on it and the `list_models` result describing it."""
+    rows = chosen[offset : offset + limit]
+    next_offset = offset + limit if offset + limit < len(chosen) else None
+    result = ListModelsResult(
+        models=[ModelRow.of(m) for m in rows], total=len(chosen), next_offset=next_offset, source=source
+    )
+    return rows, result
+
+
+def models_text(page: Sequence[ModelInfo], result: ListModelsResult) -> str:
+    """One compact line per model: what an agent needs to choose, nothing more."""
+    lines = [f"{result.total} models match (source: {result.source})."]
+    for m in page:
+        if m.kind == "image":
+            price = f"${m.image_usd:g}/image" if m.image_usd is not None else "price n/a"
+            limits = "image"
+        else:
+            price = (
+                f"${m.input_usd_per_1m:g}/${m.output_usd_per_1m:g} per 1M in/out"
+                if m.input_usd_per_1m is not None and m.output_usd_per_1m is not None
+                else "price n/a"
+            )
+            limits = f"ctx {m.context_window or 0:,} · out {m.max_output_tokens or 0:,}"
+        caps = ",".join(m.capabilities) or "-"
+        lines.append(f"{m.id} · {limits} · {price} · {caps}" + (f" · {m.best_for}" if m.best_for else ""))
+    if result.next_offset is not None:
+        lines.append(f"More: call list_models with offset={result.next_offset}.")
+    return "\n".join(lines)

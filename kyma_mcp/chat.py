@@ -1,17 +1,28 @@
-"""The `chat` tool's logic without MCP or HTTP: arguments → Kyma request, streamed chunks → result."""
+"""All of the `chat` tool's logic, without MCP: arguments → Kyma request, streamed chunks → result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Literal, cast
 
+import anyio
 from pydantic import BaseModel, Field
 
-from kyma_mcp.catalog import ModelInfo, find
-from kyma_mcp.client import RouteInfo
-from kyma_mcp.errors import InvalidRequestError
-from kyma_mcp.jsonvalues import JSONObject, integer, number, objects
+from kyma_mcp.catalog import Catalog, ModelInfo, find
+from kyma_mcp.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    UpstreamUnavailableError,
+    deadline_error,
+    unknown_model_error,
+)
+from kyma_mcp.kyma.client import KymaClient, RouteInfo
+from kyma_mcp.kyma.wire import JSONObject, integer, number, objects
+from kyma_mcp.progress import Progress
 
+PARTIAL_REPLY_MARGIN_SECONDS = 0.5
+"""A streamed reply stops this long before the deadline, so what arrived can still be returned."""
 MAX_REPLY_CHARS = 40_000
 """Longest reply returned: the result carries it twice (text and structured), and hosts cap results at ~25k tokens."""
 
@@ -221,3 +232,75 @@ def _fallback_note(requested: str, served: str | None, layer: int | None) -> str
             f"(layer {layer or '?'}). Retry later if you need '{requested}' itself."
         )
     return f"Kyma served '{requested}' through a fallback route (layer {layer or '?'}); the model is unchanged."
+
+
+def build_payload(
+    model_id: str,
+    wire: list[JSONObject],
+    *,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: list[str] | None,
+    response_format: str,
+    reasoning_effort: str | None,
+) -> JSONObject:
+    """The body of `POST /chat/completions` for one call: only the fields the caller set."""
+    payload: JSONObject = {"model": model_id, "messages": wire, "stream_options": {"include_usage": True}}
+    optional = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
+    payload |= {key: value for key, value in optional.items() if value is not None}
+    if response_format != "text":
+        payload["response_format"] = {"type": response_format}
+    if reasoning_effort is not None:
+        payload["reasoning_effort"] = reasoning_effort
+    return payload
+
+
+async def stream_reply(
+    client: KymaClient,
+    catalog: Catalog,
+    progress: Progress,
+    payload: JSONObject,
+    *,
+    max_tokens: int | None,
+    deadline_at: float,
+    deadline_seconds: float,
+) -> ChatResult:
+    """Stream one completion, reporting progress; keep what arrived if the stream breaks or the deadline hits."""
+    model_id: str = payload["model"]
+    builder = ReplyBuilder()
+    started = time.monotonic()
+    interruption: str | None = None
+    route = RouteInfo(model_served=None, alias=None, fallback_used=False, fallback_layer=None)
+    try:
+        async with client.chat_stream(payload) as stream:
+            route = stream.route
+            with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
+                async for chunk in stream.chunks():
+                    first = not builder.started
+                    builder.add(chunk)
+                    if first and builder.started:
+                        await progress.report(f"first tokens from {route.model_served or model_id}")
+                    elif builder.started and progress.due():
+                        await progress.report(f"{builder.characters} characters from {model_id}")
+            if scope.cancelled_caught:
+                if not builder.started:
+                    raise deadline_error(deadline_seconds)
+                interruption = f"The {deadline_seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS) passed mid-reply."
+    except ModelNotFoundError:
+        chat_ids = [m.id for m in (await catalog.view()).models if m.kind == "chat"]
+        raise unknown_model_error(model_id, chat_ids) from None
+    except UpstreamUnavailableError as exc:
+        if not builder.started:
+            raise
+        interruption = str(exc).removeprefix(f"[{exc.word}] ")
+    models = (await catalog.view()).models if builder.finish_reason == "length" else ()
+    return finish(
+        builder,
+        model_requested=model_id,
+        route=route,
+        latency_ms=round((time.monotonic() - started) * 1000),
+        max_tokens=max_tokens,
+        catalog=models,
+        interruption=interruption,
+    )

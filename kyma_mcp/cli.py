@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         if http is None:
             server.run()
         else:
-            from kyma_mcp.http_app import serve  # uvicorn and Starlette only for HTTP
+            from kyma_mcp.server.http import serve  # uvicorn and Starlette only for HTTP
 
             serve(server, http)
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, ImageContent, TextContent
 
 from kyma_mcp.emulator import Switches, running_emulator
-from kyma_mcp.recommend import Recommendation
+from kyma_mcp.recommend.ranking import Recommendation
 
 DEMO_KEY = "ky-emulator-demo"
 

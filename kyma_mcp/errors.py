@@ -154,3 +154,20 @@ def error_for_status(
     if status == 408:
         return UpstreamTimeoutError(f"{said}{tries}. Retry, or ask for fewer tokens.")
     return InvalidRequestError(f"{said}. Fix the arguments and call again.")
+
+
+def deadline_error(seconds: float) -> UpstreamTimeoutError:
+    """The call's own deadline passed before Kyma answered."""
+    return UpstreamTimeoutError(
+        f"Kyma did not answer within the {seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS). "
+        "Retry, ask for fewer tokens, or use a faster model such as llama-3.3-70b."
+    )
+
+
+def unknown_model_error(model_id: str, known: Iterable[str]) -> ModelNotFoundError:
+    """Kyma answered 404 for `model_id`; suggest the closest of the `known` ids."""
+    import difflib
+
+    close = difflib.get_close_matches(model_id, list(known), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ModelNotFoundError(f"Kyma does not serve model '{model_id}'.{hint} Call list_models to see the valid ids.")

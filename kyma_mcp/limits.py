@@ -13,7 +13,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError
-from kyma_mcp.jsonvalues import integer, number
+from kyma_mcp.kyma.wire import integer, number
 from kyma_mcp.usage import SessionUsage
 
 TierSource = Literal["KYMA_TIER", "account", "rpm_limit", "unknown"]

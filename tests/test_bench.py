@@ -11,8 +11,8 @@ from bench.__main__ import BENCHMARKS, run_benchmarks
 from bench.harness import Counts, rotated
 from bench.report import to_markdown, write
 from bench.stats import Baseline, Figure, Summary, median_at_most, ratio_at_most, ratios_at_most
-from kyma_mcp.client import KymaClient
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.kyma.client import KymaClient
 from tests.conftest import emulator_settings
 
 BENCHMARK_GROUPS = {

@@ -7,8 +7,6 @@ import anyio
 import httpx2
 import pytest
 
-from kyma_mcp import client as client_module
-from kyma_mcp.client import KymaClient, retry_after_seconds
 from kyma_mcp.errors import (
     AuthInvalidError,
     InsufficientBalanceError,
@@ -19,6 +17,8 @@ from kyma_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from kyma_mcp.kyma import client as client_module
+from kyma_mcp.kyma.client import KymaClient, retry_after_seconds
 from kyma_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio

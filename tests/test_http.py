@@ -25,9 +25,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from kyma_mcp.emulator import EmulatorHandle
-from kyma_mcp.http_app import MAX_REQUEST_BODY_BYTES, build_app
 from kyma_mcp.http_config import HttpConfig, HttpTransport, is_loopback
 from kyma_mcp.server import build_server
+from kyma_mcp.server.http import MAX_REQUEST_BODY_BYTES, build_app
 from kyma_mcp.settings import ConfigError, Settings
 from tests.conftest import TEST_KEY, emulator_settings
 

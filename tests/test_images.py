@@ -21,12 +21,12 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, ImageContent
 from PIL import Image
 
-from kyma_mcp import images
-from kyma_mcp.client import KymaClient
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import UpstreamUnavailableError
-from kyma_mcp.image_files import file_stem, output_folder
-from kyma_mcp.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_EDGE, make_previews
+from kyma_mcp.images import jobs as image_jobs
+from kyma_mcp.images.files import file_stem, output_folder
+from kyma_mcp.images.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_EDGE, make_previews
+from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
@@ -44,7 +44,7 @@ ONE_ERA = pytest.mark.parametrize("era", ["auto"])
 @pytest.fixture(autouse=True)
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every 50 ms instead of Kyma's 1-2 s, so a test waits only as long as the emulated job."""
-    monkeypatch.setattr(images, "POLL_SECONDS", (0.05,))
+    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.05,))
 
 
 @pytest.fixture(autouse=True)
@@ -442,7 +442,7 @@ async def test_download_follows_redirects_without_the_key_and_caps_the_size(
     download_client: tuple[KymaClient, list[httpx2.Request]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, requests = download_client
-    monkeypatch.setattr("kyma_mcp.client.MAX_DOWNLOAD_BYTES", 1024)
+    monkeypatch.setattr("kyma_mcp.kyma.client.MAX_DOWNLOAD_BYTES", 1024)
 
     assert await client.download("https://files.example/moved") == b"PNGDATA"
     assert [str(r.url) for r in requests] == ["https://files.example/moved", "https://cdn.example/final.png"]

@@ -8,9 +8,9 @@ import httpx2
 import pytest
 from mcp import Client
 
-from kyma_mcp.client import bundled_tiers
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import AuthInvalidError, UpstreamUnavailableError
+from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.limits import shape_limits
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings

@@ -4,7 +4,9 @@ import anyio
 import pytest
 
 from kyma_mcp.errors import RateLimitedError
-from kyma_mcp.pacing import Pacer, TierLimits, wait_reporter
+from kyma_mcp.kyma.pacing import Pacer
+from kyma_mcp.kyma.tiers import TierLimits
+from kyma_mcp.progress import Progress, reporting
 
 pytestmark = pytest.mark.anyio
 
@@ -50,17 +52,14 @@ async def test_a_queued_call_waits_for_its_slot_and_reports_the_wait() -> None:
     pacer = Pacer(limits(1), window_seconds=0.2)
     messages: list[str] = []
 
-    async def report(message: str) -> None:
+    async def send(progress: float, total: float | None, message: str) -> None:
+        del progress, total
         messages.append(message)
 
     deadline = anyio.current_time() + 5
     await pacer.acquire("m", deadline)
-    token = wait_reporter.set(report)
-    try:
-        with anyio.fail_after(2):
-            await pacer.acquire("m", deadline)
-    finally:
-        wait_reporter.reset(token)
+    with reporting(Progress(send)), anyio.fail_after(2):
+        await pacer.acquire("m", deadline)
 
     assert len(messages) == 1
     assert "rate-limit slot" in messages[0]

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kyma_mcp.catalog import Capability, ModelInfo, bundled_models
-from kyma_mcp.guide import guide_markdown
-from kyma_mcp.recommend import Option, Priority, Recommendation, recommend
-from kyma_mcp.tasks import GUIDE, GuideRow, understand
+from kyma_mcp.recommend.guide import guide_markdown
+from kyma_mcp.recommend.profile import GUIDE, GuideRow, understand
+from kyma_mcp.recommend.ranking import Option, Priority, Recommendation, recommend
 
 TIER_CAPS = ((0, 200_000), (1, 500_000), (2, 1_000_000), (3, 3_000_000), (4, 10_000_000))
 CAPABILITIES: tuple[Capability, ...] = (

@@ -11,10 +11,10 @@ from mcp.types import TextResourceContents
 
 from kyma_mcp.catalog import bundled_models
 from kyma_mcp.emulator import EmulatorHandle
-from kyma_mcp.recommend import recommend
+from kyma_mcp.recommend.profile import GUIDE
+from kyma_mcp.recommend.ranking import recommend
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
-from kyma_mcp.tasks import GUIDE
 from tests.conftest import ConnectFactory
 
 pytestmark = pytest.mark.anyio

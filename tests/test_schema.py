@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from kyma_mcp.schema import compact
+from kyma_mcp.server.schema import compact
 
 
 class Part(BaseModel):

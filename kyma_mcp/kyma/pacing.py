@@ -10,33 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 
 import anyio
 
 from kyma_mcp.errors import RateLimitedError
-
-WaitReporter = Callable[[str], Awaitable[None]]
-wait_reporter: ContextVar[WaitReporter | None] = ContextVar("wait_reporter", default=None)
-"""Set by the server for the duration of a tool call, so waits can be shown as MCP progress."""
-
-
-@dataclass(frozen=True)
-class TierLimits:
-    """The request-rate part of one row of Kyma's tier matrix."""
-
-    tier: int
-    rpm: int
-    per_model_rpm: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.rpm} requests/min ({self.per_model_rpm} per model) on Tier {self.tier}"
-
-
-TIER_0 = TierLimits(tier=0, rpm=30, per_model_rpm=25)
+from kyma_mcp.kyma.tiers import TIER_0, TierLimits
+from kyma_mcp.progress import report_wait
 
 REQUEST_ROOM_SECONDS = 2.0
 """A queued call's slot must leave the request this long (at most half the call's time) before its deadline."""
@@ -74,7 +53,7 @@ class Pacer:
         start = self._reserve(model, now, deadline)
         try:
             if start > now:
-                await self._report(start - now)
+                await report_wait(f"waiting {start - now:.1f} s for a rate-limit slot ({self.limits.label})")
                 await anyio.sleep(start - now)
             while (pause := self._paused_until - anyio.current_time()) > 0:
                 self._refuse_past(deadline, pause)
@@ -120,8 +99,3 @@ class Pacer:
                 f"deadline. Try again in {seconds} s, or send fewer calls at once.",
                 retry_after_seconds=seconds,
             )
-
-    async def _report(self, wait: float) -> None:
-        reporter = wait_reporter.get()
-        if reporter is not None:
-            await reporter(f"waiting {wait:.1f} s for a rate-limit slot ({self.limits.label})")

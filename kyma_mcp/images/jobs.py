@@ -23,7 +23,6 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import ModelInfo, find
-from kyma_mcp.client import KymaClient
 from kyma_mcp.errors import (
     InvalidRequestError,
     JobFailedError,
@@ -34,9 +33,10 @@ from kyma_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from kyma_mcp.image_files import file_stem, find_saved, output_folder, save
-from kyma_mcp.jsonvalues import JSONObject, json_list, json_object, number
-from kyma_mcp.previews import PREVIEW_MAX_EDGE, Preview, inspect, make_previews
+from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
+from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, make_previews
+from kyma_mcp.kyma.client import KymaClient
+from kyma_mcp.kyma.wire import JSONObject, json_list, json_object, number
 from kyma_mcp.settings import Settings
 
 POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)

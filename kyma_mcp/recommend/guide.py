@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kyma_mcp.catalog import ModelInfo, Source
-from kyma_mcp.recommend import recommend
-from kyma_mcp.tasks import GUIDE
+from kyma_mcp.recommend.profile import GUIDE
+from kyma_mcp.recommend.ranking import recommend
 
 _HOW_IT_DECIDES = """\
 ## How `recommend_model` decides

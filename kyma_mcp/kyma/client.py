@@ -11,9 +11,7 @@ import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import cache, cached_property
-from importlib import resources
-from typing import Any
+from functools import cached_property
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -30,8 +28,10 @@ from kyma_mcp.errors import (
     redact,
     upstream_message,
 )
-from kyma_mcp.jsonvalues import JSONObject
-from kyma_mcp.pacing import TIER_0, Pacer, TierLimits, wait_reporter
+from kyma_mcp.kyma.pacing import Pacer
+from kyma_mcp.kyma.tiers import TIER_0, TierLimits, tier_limits
+from kyma_mcp.kyma.wire import JSONObject
+from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Settings
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
@@ -265,7 +265,7 @@ class KymaClient:
             out_of_tries = retried >= self._settings.max_retries or wait > MAX_RETRY_AFTER_SECONDS
             if not failure.retryable or out_of_tries or anyio.current_time() + wait > deadline:
                 raise failure.describe(retried, wait if failure.retryable else failure.retry_after)
-            await _report(
+            await report_wait(
                 f"{failure.word}: retrying in {wait:.1f} s (retry {retried + 1} of {self._settings.max_retries})"
             )
             await anyio.sleep(wait)
@@ -367,23 +367,6 @@ BACKOFF_MAX_SECONDS = 8.0
 def _backoff_seconds(retried: int) -> float:
     """0.5 s doubling to 8 s, minus up to 25% jitter (the openai/anthropic SDK schedule)."""
     return min(BACKOFF_BASE_SECONDS * 2**retried, BACKOFF_MAX_SECONDS) * (1 - 0.25 * random.random())
-
-
-async def _report(message: str) -> None:
-    reporter = wait_reporter.get()
-    if reporter is not None:
-        await reporter(message)
-
-
-def tier_limits(tier: int) -> TierLimits:
-    """Rate limits of a tier from the bundled tier matrix (Kyma's /v1/limits/tiers)."""
-    row = next(row for row in bundled_tiers() if row["tier"] == tier)
-    return TierLimits(tier=tier, rpm=row["rpm"], per_model_rpm=row["per_model_rpm"])
-
-
-@cache
-def bundled_tiers() -> list[dict[str, Any]]:
-    return json.loads((resources.files("kyma_mcp") / "data" / "tiers.json").read_text("utf-8"))["tiers"]
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

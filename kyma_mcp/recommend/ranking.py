@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Capability, Kind, ModelInfo, Source
-from kyma_mcp.tasks import (
+from kyma_mcp.recommend.profile import (
     COMMON_OUTPUT_CAP,
     CUES,
     GUIDE,

@@ -1,0 +1,69 @@
+"""The `chat` tool: arguments in, `chat.stream_reply` does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import Field
+
+from kyma_mcp.catalog import find
+from kyma_mcp.chat import ChatMessage, ChatResult, build_messages, build_payload, check_vision, stream_reply
+from kyma_mcp.server.context import BILLED, AppContext, ModelId, ToolSpec, progress_of, tool_errors
+from kyma_mcp.vision import to_image_url
+
+
+async def chat(
+    ctx: AppContext,
+    prompt: Annotated[str | None, Field(max_length=400_000, description="User message; or use messages")] = None,
+    messages: Annotated[
+        list[ChatMessage] | None, Field(min_length=1, max_length=500, description="OpenAI-style conversation")
+    ] = None,
+    model: Annotated[ModelId | None, Field(description="Model id or alias; default KYMA_DEFAULT_MODEL")] = None,
+    system: Annotated[str | None, Field(max_length=100_000)] = None,
+    images: Annotated[
+        list[str] | None, Field(max_length=8, description="Local image paths, https or data URLs (vision models)")
+    ] = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None,
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
+    top_p: Annotated[float | None, Field(ge=0, le=1)] = None,
+    stop: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=4)] = None,
+    response_format: Literal["text", "json_object"] = "text",
+    reasoning_effort: Literal["none", "low", "medium", "high", "max"] | None = None,
+) -> Annotated[CallToolResult, ChatResult]:
+    """Ask a Kyma-hosted model and get its reply, with the model served, tokens and cost.
+    Use for a second opinion, cheaper bulk work, a reasoning model, or images (vision models)."""
+    state = ctx.request_context.lifespan_context
+    model_id = model or state.settings.default_model
+    progress = progress_of(ctx)
+    async with tool_errors(state, "chat", progress) as deadline_at:
+        image_urls = [await to_image_url(source) for source in images or ()]
+        wire = build_messages(prompt=prompt, messages=messages, system=system, image_urls=image_urls)
+        catalog = (await state.catalog.view()).models if image_urls else ()
+        check_vision(find(catalog, model_id), wire, catalog)
+        payload = build_payload(
+            model_id,
+            wire,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            response_format=response_format,
+            reasoning_effort=reasoning_effort,
+        )
+        result = await stream_reply(
+            state.client,
+            state.catalog,
+            progress,
+            payload,
+            max_tokens=max_tokens,
+            deadline_at=deadline_at,
+            deadline_seconds=state.settings.tool_timeout_seconds,
+        )
+    state.usage.record("chat", cost_usd=result.usage.cost_usd)
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
+    )
+
+
+TOOLS = (ToolSpec(chat, "Chat with a Kyma model", BILLED),)

@@ -1,0 +1,123 @@
+"""What every tool call shares: the server's state, the call's deadline and progress, and the
+translation of Kyma errors into the `ToolError` text the model reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio
+import httpx2
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from kyma_mcp.catalog import Catalog
+from kyma_mcp.errors import KymaError, deadline_error, redact
+from kyma_mcp.images.jobs import ImageJobs
+from kyma_mcp.kyma.client import KymaClient
+from kyma_mcp.progress import Progress, reporting
+from kyma_mcp.settings import Settings
+from kyma_mcp.usage import SessionUsage
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+BILLED = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Billed tools spend money and are not idempotent (generate_image is only with an idempotency_key,
+and hints cannot depend on arguments); the rest only read."""
+
+ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+@dataclass
+class AppState:
+    """What every tool call shares: settings, the pooled Kyma client, the catalog cache, the tally."""
+
+    settings: Settings
+    client: KymaClient
+    catalog: Catalog
+    usage: SessionUsage
+    images: ImageJobs
+
+
+AppContext = Context[AppState]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool as a tool module declares it: the function, its title and its hints."""
+
+    function: Callable[..., Any]
+    title: str
+    annotations: ToolAnnotations
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """One resource (or template) as a tool module declares it."""
+
+    uri: str
+    name: str
+    title: str
+    mime_type: str
+    function: Callable[..., Any]
+
+
+resource_state: ContextVar[AppState] = ContextVar("kyma_resource_state")
+"""The state of the server reading a resource, set by `KymaServer.read_resource` for the read."""
+
+
+class SharedState:
+    """One `AppState` per server, however often the SDK enters the lifespan.
+
+    stdio and Streamable HTTP enter it once; SSE enters it per connection. Sharing keeps one HTTP
+    pool, one catalog cache, one usage tally and, above all, one rate limiter for every client of
+    the server; the Kyma client closes when the last user leaves.
+    """
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._state: AppState | None = None
+        self._users = 0
+
+    @asynccontextmanager
+    async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:
+        if self._state is None:
+            client = KymaClient(self._settings, transport=self._transport)
+            catalog = Catalog(client.list_models)
+            self._state = AppState(self._settings, client, catalog, SessionUsage(), ImageJobs(client, self._settings))
+        state = self._state
+        self._users += 1
+        try:
+            yield state
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._state = None
+                await state.client.aclose()
+
+
+def progress_of(ctx: AppContext) -> Progress:
+    return Progress(ctx.report_progress)
+
+
+@asynccontextmanager
+async def tool_errors(state: AppState, tool: str, progress: Progress | None = None) -> AsyncGenerator[float]:
+    """Run a call under its deadline (yielded as an anyio clock time), showing waits as `progress`;
+    turn Kyma errors and the deadline into `ToolError`s the model can act on."""
+    deadline_at = anyio.current_time() + state.settings.tool_timeout_seconds
+    with reporting(progress):
+        try:
+            with anyio.fail_at(deadline_at):
+                yield deadline_at
+        except KymaError as exc:
+            state.usage.record(tool, failed=True)
+            raise ToolError(redact(str(exc), state.client.secrets)) from None
+        except TimeoutError:
+            state.usage.record(tool, failed=True)
+            raise ToolError(str(deadline_error(state.settings.tool_timeout_seconds))) from None

@@ -1,0 +1,70 @@
+"""The image tools: `generate_image` and `get_image_job` over `images.jobs`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.types import CallToolResult, ImageContent, TextContent
+from pydantic import Field
+
+from kyma_mcp.images.jobs import Delivery, IdempotencyKey, ImageRequest, ImageResult, ImageSize, JobId
+from kyma_mcp.server.context import BILLED, READ_ONLY, AppContext, ModelId, ToolSpec, progress_of, tool_errors
+
+
+async def generate_image(
+    ctx: AppContext,
+    prompt: Annotated[str, Field(min_length=1, max_length=4000)],
+    model: Annotated[ModelId | None, Field(description="Image model; default KYMA_DEFAULT_IMAGE_MODEL")] = None,
+    size: ImageSize | None = None,
+    n: Annotated[int, Field(ge=1, le=4, description="Images to make, each billed")] = 1,
+    image_url: Annotated[
+        str | None, Field(max_length=4096, description="https source image for edit models (flux-kontext-pro)")
+    ] = None,
+    idempotency_key: Annotated[
+        IdempotencyKey | None, Field(description="Same key = same job, never billed twice")
+    ] = None,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Generate images with a Kyma image model; returns previews and saves full-size files locally.
+    Use for pictures, posters, logos, or edits (flux-kontext-pro + image_url); status running: call get_image_job."""
+    state = ctx.request_context.lifespan_context
+    request = ImageRequest(prompt, model or state.settings.default_image_model, size, n, image_url, idempotency_key)
+    progress = progress_of(ctx)
+    async with tool_errors(state, "generate_image", progress) as deadline_at:
+        catalog = (await state.catalog.view()).models
+        delivery = await state.images.generate(request, catalog, deadline_at=deadline_at, progress=progress.report)
+    state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)
+    return _image_result(delivery)
+
+
+async def get_image_job(
+    ctx: AppContext,
+    job_id: JobId,
+    wait_seconds: Annotated[
+        float | None, Field(ge=0, le=3600, description="Longest wait for the job; default: until the call's deadline")
+    ] = None,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Check a Kyma image job, wait for it, and deliver its images as generate_image does.
+    Use when generate_image returned status running, or to fetch a job's images again."""
+    state = ctx.request_context.lifespan_context
+    progress = progress_of(ctx)
+    async with tool_errors(state, "get_image_job", progress) as deadline_at:
+        delivery = await state.images.resume(
+            job_id, wait_seconds=wait_seconds, deadline_at=deadline_at, progress=progress.report
+        )
+    state.usage.record("get_image_job", cost_usd=delivery.newly_charged_usd)
+    return _image_result(delivery)
+
+
+def _image_result(delivery: Delivery) -> CallToolResult:
+    """The text (files, URLs, model, cost), one preview image per picture, and the structured result."""
+    previews = [ImageContent(type="image", data=data, mime_type=mime) for data, mime in delivery.preview_base64()]
+    return CallToolResult(
+        content=[TextContent(type="text", text=delivery.result.text()), *previews],
+        structured_content=delivery.result.model_dump(mode="json"),
+    )
+
+
+TOOLS = (
+    ToolSpec(generate_image, "Generate images with Kyma", BILLED),
+    ToolSpec(get_image_job, "Get a Kyma image job", READ_ONLY),
+)

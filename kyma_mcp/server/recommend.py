@@ -1,0 +1,46 @@
+"""The `recommend_model` tool over the recommender."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import Field
+
+from kyma_mcp.catalog import Capability
+from kyma_mcp.kyma.tiers import bundled_tiers
+from kyma_mcp.limits import request_caps
+from kyma_mcp.recommend.ranking import Priority, Recommendation, recommend
+from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
+
+
+async def recommend_model(
+    ctx: AppContext,
+    task: Annotated[str, Field(min_length=1, max_length=4000, description="The job, in plain words")],
+    needs: Annotated[list[Capability] | None, Field(max_length=7, description="Capabilities it must have")] = None,
+    min_context: Annotated[int | None, Field(ge=1, description="Minimum context window, tokens")] = None,
+    min_output: Annotated[int | None, Field(ge=1, description="Minimum max_output_tokens")] = None,
+    priority: Priority = "balanced",
+) -> Annotated[CallToolResult, Recommendation]:
+    """Recommend a Kyma model for a task: a pick, a cheaper and a stronger one, with ready chat arguments.
+    Use before chat or generate_image when unsure which model fits; needs no key."""
+    state = ctx.request_context.lifespan_context
+    async with tool_errors(state, "recommend_model"):
+        view = await state.catalog.view()
+    result = recommend(
+        task,
+        view.models,
+        needs=needs or (),
+        min_context=min_context,
+        min_output=min_output,
+        priority=priority,
+        source=view.source,
+        request_caps=request_caps(bundled_tiers()),
+    )
+    state.usage.record("recommend_model")
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
+    )
+
+
+TOOLS = (ToolSpec(recommend_model, "Recommend a Kyma model", READ_ONLY),)
