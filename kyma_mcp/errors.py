@@ -15,6 +15,7 @@ into MCP `ToolError`s; nothing else reaches the model.
       UpstreamTimeoutError      [timeout]
       JobFailedError            [job_failed]
       PathDeniedError           [path_denied]
+      BudgetExceededError       [budget_exceeded]       a cap, a budget or the user said no; nothing was spent
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class JobFailedError(KymaError):
 
 class PathDeniedError(KymaError):
     word = "path_denied"
+
+
+class BudgetExceededError(KymaError):
+    word = "budget_exceeded"
 
 
 def missing_key_error(endpoint: str) -> AuthMissingError:
