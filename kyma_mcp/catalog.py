@@ -1,5 +1,14 @@
 """The model catalog: Kyma's `/models` normalised into `ModelInfo`, cached, with a bundled fallback.
 
+The reader is tolerant: `/models` entries are read in every documented and plausible shape
+(prices as `pricing.{input,output}` or the older `*_per_1m` names, the kind from
+`output_modalities`, `capability` or `pricing.mode`), and `/v1/pricing`, Kyma's "single source
+of truth" for prices, overrides what `/models` says. What a source does not say stays unknown:
+an entry with no sign of its kind is `unknown`, never a chat model.
+
+The gateway is the judge: the catalog feeds the tools' pre-checks, and they refuse a call only on
+live knowledge (`CatalogView.live`); the bundled snapshot informs, it never refuses.
+
 The filters and paging are pure functions so the tools, the resources and the recommender all
 read the same rows.
 """
@@ -7,9 +16,11 @@ read the same rows.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -18,9 +29,10 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from kyma_mcp.errors import KymaError
-from kyma_mcp.kyma.wire import number
+from kyma_mcp.kyma.wire import JSONObject, json_object, number, objects
 
-Kind = Literal["chat", "image"]
+Kind = Literal["chat", "image", "audio", "video", "unknown"]
+"""Only `chat` models are offered for chat and only `image` models for images; the rest are listed."""
 Capability = Literal["vision", "tools", "reasoning", "caching", "long_context", "image_generation", "image_edit"]
 Source = Literal["live", "cached", "bundled"]
 
@@ -30,6 +42,8 @@ LONG_CONTEXT_TOKENS = 256_000
 CACHE_TTL_SECONDS = 300.0
 RETRY_AFTER_FAILURE_SECONDS = 30.0
 """After a failed fetch, answer from the snapshot for this long instead of asking Kyma again."""
+RETIRING_WITHIN_DAYS = 14
+"""A model retiring this soon (or already retired) is never recommended, and a call to it gets a note."""
 
 
 class ModelInfo(BaseModel):
@@ -47,10 +61,25 @@ class ModelInfo(BaseModel):
     input_usd_per_1m: float | None = None
     output_usd_per_1m: float | None = None
     image_usd: float | None = None
+    second_usd: float | None = None
     best_for: str | None = None
+    retires_on: str | None = None
+    legacy: bool = False
+    successor: str | None = None
+    """The id Kyma names as the replacement ("Use flux-2-pro instead"), when it names one."""
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    def retiring(self, today: date | None = None) -> bool:
+        """Retired, or retiring within `RETIRING_WITHIN_DAYS` of `today` (default: today, UTC)."""
+        when = _date(self.retires_on)
+        today = today or datetime.now(UTC).date()
+        return when is not None and when <= today + timedelta(days=RETIRING_WITHIN_DAYS)
+
+    def offered(self, today: date | None = None) -> bool:
+        """Fit to recommend: a chat or image model that is neither legacy nor retiring."""
+        return self.kind in ("chat", "image") and not self.legacy and not self.retiring(today)
 
 
 class ModelRow(BaseModel):
@@ -66,26 +95,27 @@ class ModelRow(BaseModel):
     input_usd_per_1m: float | None = Field(default=None, description="USD per 1M input tokens")
     output_usd_per_1m: float | None = Field(default=None, description="USD per 1M output tokens")
     image_usd: float | None = Field(default=None, description="USD per generated image")
+    second_usd: float | None = Field(default=None, description="USD per second (video)")
     best_for: str | None = None
+    retires_on: str | None = None
 
     @classmethod
     def of(cls, model: ModelInfo) -> ModelRow:
         return cls.model_validate(
-            model.model_dump()
+            model.model_dump(exclude={"legacy", "successor"})
             | {"input_modalities": list(model.input_modalities), "capabilities": list(model.capabilities)}
         )
 
 
-def normalise(entry: Mapping[str, Any]) -> ModelInfo | None:
-    """Read one `/models` entry; unknown extra fields are ignored, unusable entries dropped."""
+def normalise(entry: Mapping[str, Any], price: Mapping[str, Any] | None = None) -> ModelInfo | None:
+    """Read one `/models` entry (with its `/v1/pricing` row, which wins); unusable entries are dropped."""
     model_id = entry.get("id")
     if not isinstance(model_id, str) or not model_id:
         return None
-    outputs = _strings(entry.get("output_modalities")) or ("text",)
     inputs = _strings(entry.get("input_modalities")) or ("text",)
-    pricing = entry.get("pricing")
-    prices: Mapping[str, Any] = pricing if isinstance(pricing, Mapping) else {}  # pyright: ignore[reportUnknownVariableType]
-    kind: Kind = "image" if "image" in outputs else "chat"
+    prices = json_object(entry.get("pricing"))
+    row = price or {}
+    kind = _kind(entry, prices, row)
     context = _int(entry.get("context_window") or entry.get("context_length"))
     caps: list[Capability] = []
     if kind == "chat":
@@ -99,8 +129,13 @@ def normalise(entry: Mapping[str, Any]) -> ModelInfo | None:
         caps.extend(cap for flag, cap in flags if entry.get(flag))
         if context is not None and context >= LONG_CONTEXT_TOKENS:
             caps.append("long_context")
-    else:
+    elif kind == "image":
         caps.append("image_edit" if entry.get("capability") == "image_edit" else "image_generation")
+    best_for = entry.get("best_for") if isinstance(entry.get("best_for"), str) else None
+    stage = str(entry.get("release_stage") or "").casefold()
+    note = f"{best_for or ''} {entry.get('description') or ''}"
+    successor = _SUCCESSOR.search(note)
+    call = number(row.get("usd_per_call"))
     return ModelInfo(
         id=model_id,
         name=str(entry.get("name") or model_id),
@@ -109,15 +144,56 @@ def normalise(entry: Mapping[str, Any]) -> ModelInfo | None:
         max_output_tokens=_int(entry.get("max_output_tokens")),
         input_modalities=inputs,
         capabilities=tuple(caps),
-        input_usd_per_1m=number(prices.get("input_per_1m")),
-        output_usd_per_1m=number(prices.get("output_per_1m")),
-        image_usd=number(prices.get("per_image_usd")),
-        best_for=entry.get("best_for") if isinstance(entry.get("best_for"), str) else None,
+        input_usd_per_1m=_first(row.get("input_per_1m"), prices.get("input"), prices.get("input_per_1m")),
+        output_usd_per_1m=_first(row.get("output_per_1m"), prices.get("output"), prices.get("output_per_1m")),
+        image_usd=_first(call if kind == "image" else None, prices.get("per_image_usd")),
+        second_usd=_first(call if kind == "video" else None, prices.get("per_second_usd")),
+        best_for=best_for,
+        retires_on=str(entry["retires_on"])[:10] if _date(entry.get("retires_on")) else None,
+        legacy=stage in _LEGACY_STAGES or note.lstrip().casefold().startswith("legacy"),
+        successor=successor.group(1) if successor else None,
     )
 
 
-def normalise_all(entries: Iterable[Mapping[str, Any]]) -> list[ModelInfo]:
-    models = [m for m in (normalise(e) for e in entries) if m is not None]
+_LEGACY_STAGES = frozenset({"legacy", "deprecated", "retired"})
+_SUCCESSOR = re.compile(r"[Uu]se ([A-Za-z0-9][A-Za-z0-9._:-]*) instead")
+_MODE_KINDS: dict[str, Kind] = {
+    "per-image": "image",
+    "per-mp": "image",
+    "per-quality": "image",
+    "per-second": "video",
+    "per-minute": "audio",
+    "per-char": "audio",
+    "per-token": "chat",
+}
+
+
+def _kind(entry: Mapping[str, Any], prices: Mapping[str, Any], row: Mapping[str, Any]) -> Kind:
+    """What an entry makes, from the first field that says: modality, capability, pricing mode, token prices."""
+    outputs = _strings(entry.get("output_modalities"))
+    mode = str(prices.get("mode") or entry.get("pricing_mode") or row.get("pricing_mode") or "")
+    capability = str(entry.get("capability") or row.get("modality") or "")
+    for media in ("image", "video", "audio"):
+        if media in outputs or capability.startswith(media):
+            return media
+    if mode in _MODE_KINDS:
+        return _MODE_KINDS[mode]
+    if capability.startswith(("transcri", "speech", "tts")):
+        return "audio"
+    said_chat = "text" in outputs or entry.get("context_window") or entry.get("context_length")
+    priced_per_token = any(key in prices or key in row for key in ("input", "input_per_1m", "output_per_1m"))
+    return "chat" if said_chat or priced_per_token else "unknown"
+
+
+def normalise_all(entries: Iterable[Mapping[str, Any]], pricing: Mapping[str, Any] | None = None) -> list[ModelInfo]:
+    """Every usable entry, with its row of the `/v1/pricing` document (`text` and `media`) when given."""
+    rows = {
+        row["id"]: row
+        for part in ("text", "media")
+        for row in objects((pricing or {}).get(part))
+        if isinstance(row.get("id"), str)
+    }
+    models = [m for m in (normalise(e, rows.get(str(e.get("id")))) for e in entries) if m is not None]
     return sorted(models, key=lambda m: m.id)
 
 
@@ -138,9 +214,35 @@ def aliases() -> dict[str, str]:
     return dict(bundled_document()["aliases"])
 
 
-def find(models: Iterable[ModelInfo], model_id: str) -> ModelInfo | None:
-    wanted = aliases().get(model_id, model_id)
+def find(models: Iterable[ModelInfo], model_id: str, alias_map: Mapping[str, str] | None = None) -> ModelInfo | None:
+    """The model an id or alias names; aliases from `alias_map` (the live map), else the snapshot's."""
+    wanted = (aliases() if alias_map is None else alias_map).get(model_id, model_id)
     return next((m for m in models if m.id == wanted), None)
+
+
+def successor_of(model: ModelInfo, models: Iterable[ModelInfo], today: date | None = None) -> ModelInfo | None:
+    """What to use instead of a legacy or retiring model: the one Kyma names, else the closest offered sibling."""
+    offered = [m for m in models if m.kind == model.kind and m.id != model.id and m.offered(today)]
+    named = next((m for m in offered if m.id == model.successor), None)
+    if named is not None:
+        return named
+    family = model.id.split("-")[0]
+    siblings = [m for m in offered if m.id.split("-")[0] == family]
+    return max(siblings, key=lambda m: (m.context_window or 0, m.id), default=None)
+
+
+def retirement_note(model: ModelInfo, models: Iterable[ModelInfo], today: date | None = None) -> str | None:
+    """A note for a call to a legacy or retiring model, naming a successor; None for a current model."""
+    if not (model.legacy or model.retiring(today)):
+        return None
+    when = _date(model.retires_on)
+    if when is None:
+        what = "is legacy"
+    else:
+        what = f"retired on {when}" if when <= (today or datetime.now(UTC).date()) else f"retires on {when}"
+    instead = successor_of(model, models, today)
+    use = f" Use {instead.id} instead." if instead else " Pick a current model with recommend_model."
+    return f"{model.id} {what} (Kyma's catalog).{use}"
 
 
 def select(
@@ -175,6 +277,18 @@ def select(
 class CatalogView:
     models: Sequence[ModelInfo]
     source: Source
+    aliases: Mapping[str, str] = field(default_factory=aliases)
+    """The live `aliases` map when the gateway sent one, else the snapshot's."""
+    failure: str | None = None
+    """Why the gateway's list could not be read, when the view is the bundled snapshot."""
+
+    @property
+    def live(self) -> bool:
+        """The gateway's own list (fetched now or cached): the only knowledge a pre-check may refuse on."""
+        return self.source != "bundled"
+
+    def find(self, model_id: str) -> ModelInfo | None:
+        return find(self.models, model_id, self.aliases)
 
 
 class Catalog:
@@ -182,12 +296,16 @@ class Catalog:
 
     def __init__(
         self,
-        fetch: Callable[[], Awaitable[list[dict[str, Any]]]],
+        fetch: Callable[[], Awaitable[JSONObject]],
         *,
+        pricing: Callable[[], Awaitable[JSONObject]] | None = None,
         ttl_seconds: float = CACHE_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._pricing = pricing
+        self._aliases: Mapping[str, str] = aliases()
+        self._failure: str | None = None
         self._ttl = ttl_seconds
         self._clock = clock
         self._cached: Sequence[ModelInfo] | None = None
@@ -197,25 +315,43 @@ class Catalog:
 
     async def view(self) -> CatalogView:
         if self._fresh():
-            return CatalogView(self._cached or (), "cached")
+            return CatalogView(self._cached or (), "cached", self._aliases)
         async with self._lock:
             if self._fresh():  # another call refreshed it while we waited
-                return CatalogView(self._cached or (), "cached")
+                return CatalogView(self._cached or (), "cached", self._aliases)
             if not self._recently_failed():
                 models = await self._try_fetch()
                 if models:
                     self._cached, self._fetched_at, self._failed_at = models, self._clock(), None
-                    return CatalogView(models, "live")
+                    return CatalogView(models, "live", self._aliases)
                 self._failed_at = self._clock()
             if self._cached is not None:
-                return CatalogView(self._cached, "cached")
-            return CatalogView(bundled_models(), "bundled")
+                return CatalogView(self._cached, "cached", self._aliases)
+            return CatalogView(bundled_models(), "bundled", aliases(), self._failure)
 
     async def _try_fetch(self) -> list[ModelInfo]:
-        try:
-            return normalise_all(await self._fetch())
-        except KymaError:
+        """The gateway's list with `/v1/pricing` merged in (both read at once); empty when `/models` failed."""
+        parts: dict[str, JSONObject | KymaError] = {}
+
+        async def read(name: str, fetch: Callable[[], Awaitable[JSONObject]]) -> None:
+            try:
+                parts[name] = await fetch()
+            except KymaError as exc:
+                parts[name] = exc
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read, "models", self._fetch)
+            if self._pricing is not None:
+                group.start_soon(read, "pricing", self._pricing)
+        document, prices = parts["models"], parts.get("pricing")
+        if isinstance(document, KymaError):
+            self._failure = str(document)
             return []
+        live_aliases = json_object(document.get("aliases"))
+        self._aliases = {str(k): v for k, v in live_aliases.items() if isinstance(v, str)} or aliases()
+        models = normalise_all(objects(document.get("data")), prices if isinstance(prices, dict) else None)
+        self._failure = None if models else "its model list was empty"
+        return models
 
     def _fresh(self) -> bool:
         return self._cached is not None and self._clock() - self._fetched_at < self._ttl
@@ -230,6 +366,20 @@ def _strings(value: object) -> tuple[str, ...]:
     return ()
 
 
+def _first(*values: object) -> float | None:
+    """The first of `values` that is a JSON number."""
+    return next((n for v in values if (n := number(v)) is not None), None)
+
+
+def _date(value: object) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
@@ -239,27 +389,47 @@ class ListModelsResult(BaseModel):
     total: int = Field(description="Models matching the filters, before paging")
     next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page")
     source: Source = Field(description="live, cached (fetched < 5 min ago) or bundled (offline snapshot)")
+    note: str | None = None
 
 
 def page(
-    chosen: Sequence[ModelInfo], *, limit: int, offset: int, source: Source
+    chosen: Sequence[ModelInfo], *, limit: int, offset: int, source: Source, failure: str | None = None
 ) -> tuple[Sequence[ModelInfo], ListModelsResult]:
     """One page of `chosen`: the models on it and the `list_models` result describing it."""
     rows = chosen[offset : offset + limit]
     next_offset = offset + limit if offset + limit < len(chosen) else None
     result = ListModelsResult(
-        models=[ModelRow.of(m) for m in rows], total=len(chosen), next_offset=next_offset, source=source
+        models=[ModelRow.of(m) for m in rows],
+        total=len(chosen),
+        next_offset=next_offset,
+        source=source,
+        note=bundled_note(failure) if source == "bundled" else None,
     )
     return rows, result
+
+
+def bundled_note(failure: str | None) -> str:
+    """Why a list is the snapshot, and that it is Kyma's list of that date, not this gateway's."""
+    taken = json_object(bundled_document().get("snapshot")).get("taken", "an earlier date")
+    why = f" ({failure.removeprefix('[').split('] ', 1)[-1][:200]})" if failure else ""
+    return (
+        f"This is Kyma's own model list as of {taken}, bundled with kyma-mcp, not this gateway's: the gateway's "
+        f"list could not be read{why}. The gateway may serve other models; calls go to it unchanged."
+    )
 
 
 def models_text(page: Sequence[ModelInfo], result: ListModelsResult) -> str:
     """One compact line per model: what an agent needs to choose, nothing more."""
     lines = [f"{result.total} models match (source: {result.source})."]
+    if result.note:
+        lines.append(result.note)
     for m in page:
         if m.kind == "image":
             price = f"${m.image_usd:g}/image" if m.image_usd is not None else "price n/a"
             limits = "image"
+        elif m.kind != "chat":
+            price = f"${m.second_usd:g}/s" if m.second_usd is not None else "price n/a"
+            limits = m.kind
         else:
             price = (
                 f"${m.input_usd_per_1m:g}/${m.output_usd_per_1m:g} per 1M in/out"
@@ -268,7 +438,8 @@ def models_text(page: Sequence[ModelInfo], result: ListModelsResult) -> str:
             )
             limits = f"ctx {m.context_window or 0:,} · out {m.max_output_tokens or 0:,}"
         caps = ",".join(m.capabilities) or "-"
-        lines.append(f"{m.id} · {limits} · {price} · {caps}" + (f" · {m.best_for}" if m.best_for else ""))
+        retires = f" · retires {m.retires_on}" if m.retires_on else ""
+        lines.append(f"{m.id} · {limits} · {price} · {caps}{retires}" + (f" · {m.best_for}" if m.best_for else ""))
     if result.next_offset is not None:
         lines.append(f"More: call list_models with offset={result.next_offset}.")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from typing import Literal, cast
 import anyio
 from pydantic import BaseModel, Field
 
-from kyma_mcp.catalog import Catalog, ModelInfo, find
+from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo, find, retirement_note
 from kyma_mcp.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -114,13 +114,20 @@ def has_images(messages: Sequence[JSONObject]) -> bool:
     return any(part.get("type") == "image_url" for m in messages for part in objects(m["content"]))
 
 
-def check_vision(model: ModelInfo | None, messages: Sequence[JSONObject], catalog: Sequence[ModelInfo]) -> None:
-    """Refuse images for a model the catalog says is text-only, before anything is spent."""
+def check_vision(model_id: str, messages: Sequence[JSONObject], view: CatalogView) -> None:
+    """Refuse images, before anything is spent, only for a model the gateway's live list says is text-only.
+
+    The gateway is the judge: an unknown model, or one known only from the bundled snapshot, is sent.
+    """
+    model = view.find(model_id) if view.live else None
     if model is None or model.has("vision") or not has_images(messages):
         return
-    vision = sorted((m for m in catalog if m.has("vision")), key=lambda m: m.output_usd_per_1m or 0)
+    vision = sorted((m for m in view.models if m.has("vision")), key=lambda m: m.output_usd_per_1m or 0)
     names = ", ".join(m.id for m in vision[:3]) or "a vision model from list_models(capability='vision')"
-    raise InvalidRequestError(f"Model '{model.id}' does not accept images. Use a vision model such as {names}.")
+    raise InvalidRequestError(
+        f"Model '{model.id}' does not accept images (the gateway's model list gives it no image input). "
+        f"Use a vision model such as {names}."
+    )
 
 
 class ReplyBuilder:
@@ -294,13 +301,17 @@ async def stream_reply(
         if not builder.started:
             raise
         interruption = str(exc).removeprefix(f"[{exc.word}] ")
-    models = (await catalog.view()).models if builder.finish_reason == "length" else ()
-    return finish(
+    view = await catalog.view()
+    result = finish(
         builder,
         model_requested=model_id,
         route=route,
         latency_ms=round((time.monotonic() - started) * 1000),
         max_tokens=max_tokens,
-        catalog=models,
+        catalog=view.models,
         interruption=interruption,
     )
+    model = view.find(route.model_served or model_id)
+    if model is not None and (note := retirement_note(model, view.models)):
+        result.notes.append(note)
+    return result

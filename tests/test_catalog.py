@@ -82,9 +82,9 @@ class FakeClock:
 async def test_catalog_caches_then_refreshes() -> None:
     calls: list[int] = []
 
-    async def fetch() -> list[dict[str, Any]]:
+    async def fetch() -> dict[str, Any]:
         calls.append(1)
-        return [{"id": f"model-{len(calls)}"}]
+        return {"data": [{"id": f"model-{len(calls)}"}]}
 
     clock = FakeClock()
     catalog = Catalog(fetch, ttl_seconds=300, clock=clock)
@@ -103,7 +103,7 @@ async def test_catalog_caches_then_refreshes() -> None:
 async def test_catalog_falls_back_to_the_snapshot_and_does_not_hammer_kyma() -> None:
     calls: list[int] = []
 
-    async def fetch() -> list[dict[str, Any]]:
+    async def fetch() -> dict[str, Any]:
         calls.append(1)
         raise UpstreamUnavailableError("down")
 
@@ -124,10 +124,10 @@ async def test_catalog_falls_back_to_the_snapshot_and_does_not_hammer_kyma() -> 
 async def test_catalog_keeps_stale_data_over_the_snapshot() -> None:
     state = {"up": True}
 
-    async def fetch() -> list[dict[str, Any]]:
+    async def fetch() -> dict[str, Any]:
         if not state["up"]:
             raise UpstreamUnavailableError("down")
-        return [{"id": "live-only"}]
+        return {"data": [{"id": "live-only"}]}
 
     clock = FakeClock()
     catalog = Catalog(fetch, ttl_seconds=10, clock=clock)

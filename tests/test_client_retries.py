@@ -150,7 +150,7 @@ async def test_a_chat_is_resent_when_the_connection_never_opened() -> None:
 async def test_a_get_is_retried_after_a_read_timeout() -> None:
     kyma = ScriptedKyma([httpx2.ReadTimeout("slow"), httpx2.Response(200, json={"data": [{"id": "m"}]})])
 
-    assert await make_client(kyma).list_models() == [{"id": "m"}]
+    assert (await make_client(kyma).list_models())["data"] == [{"id": "m"}]
     assert len(kyma.requests) == 2
 
 

@@ -232,7 +232,8 @@ async def test_an_unknown_or_chat_model_is_model_not_found_listing_the_image_mod
         unknown = error_text(await client.call_tool("generate_image", {"prompt": "x", "model": "dall-e-9"}))
         chat = error_text(await client.call_tool("generate_image", {"prompt": "x", "model": "qwen-3.6-plus"}))
 
-    assert unknown.startswith("[model_not_found] 'dall-e-9' is not a Kyma image model. Use one of: flux-1.1-ultra")
+    # The unknown id went to the gateway, whose 404 became the error; the live list named the chat model.
+    assert unknown.startswith("[model_not_found] 'dall-e-9' is not an image model this gateway serves. Use one of:")
     assert "ideogram-v3 ($0.108/image)" in unknown
     assert chat.startswith("[model_not_found] 'qwen-3.6-plus' is a chat model")
     assert len(emulator.state.jobs) == 0
@@ -248,7 +249,7 @@ async def test_an_edit_model_needs_an_https_image_url(connect: ConnectFactory, e
             )
         )
 
-    assert missing.startswith("[invalid_request] flux-kontext-pro edits an existing image: pass image_url")
+    assert missing.startswith("[invalid_request] flux-kontext-pro edits an existing image (the gateway's model list")
     assert plain_http.startswith("[invalid_request] image_url must be an https:// URL")
     assert len(emulator.state.jobs) == 0
 

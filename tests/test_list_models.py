@@ -85,7 +85,14 @@ async def test_an_unreachable_kyma_falls_back_to_the_bundled_snapshot(connect: C
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"capability": "telepathy"}, {"limit": 0}, {"limit": 1000}, {"offset": -1}, {"kind": "video"}, {"min_context": 0}],
+    [
+        {"capability": "telepathy"},
+        {"limit": 0},
+        {"limit": 1000},
+        {"offset": -1},
+        {"kind": "sculpture"},
+        {"min_context": 0},
+    ],
 )
 async def test_bad_filters_are_invalid_request(connect: ConnectFactory, arguments: dict[str, Any]) -> None:
     async with connect() as client:

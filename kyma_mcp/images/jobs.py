@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from kyma_mcp.catalog import ModelInfo, find
+from kyma_mcp.catalog import CatalogView, ModelInfo
 from kyma_mcp.errors import (
     InvalidRequestError,
     JobFailedError,
@@ -155,31 +155,41 @@ class Job:
         return (self.status == "succeeded" and bool(self.urls)) or self.status in FAILED_STATUSES
 
 
-def check_request(catalog: Sequence[ModelInfo], request: ImageRequest) -> ModelInfo:
-    """The catalog entry for the request's model, once the request is known to be valid; before spending.
+def check_request(view: CatalogView, request: ImageRequest) -> str:
+    """The model id to send, once the request is known not to be refused; before spending.
+
+    The gateway is the judge: only what its live model list says refuses a call here. An id it
+    does not list, or one known only from the bundled snapshot, goes to the gateway as given.
 
     Raises:
-        ModelNotFoundError: not an image model of the catalog.
-        InvalidRequestError: an edit model without `image_url`, or an `image_url` that is not https.
+        ModelNotFoundError: the live list names it as a model of another kind.
+        InvalidRequestError: the live list names an edit model and no `image_url` was given, or an
+            `image_url` that is not https.
     """
-    model = find(catalog, request.model)
-    if model is None or model.kind != "image":
-        raise unknown_image_model(request.model, catalog)
-    if model.has("image_edit") and not request.image_url:
-        raise InvalidRequestError(
-            f"{model.id} edits an existing image: pass image_url (an https URL of the source image), "
-            "or use a text-to-image model such as flux-1.1-ultra."
-        )
     if request.image_url and not request.image_url.startswith("https://"):
         raise InvalidRequestError("image_url must be an https:// URL that Kyma can fetch.")
-    return model
+    model = view.find(request.model) if view.live else None
+    if model is None or model.kind == "unknown":
+        return request.model
+    if model.kind != "image":
+        raise unknown_image_model(request.model, view.models, model)
+    if model.has("image_edit") and not request.image_url:
+        raise InvalidRequestError(
+            f"{model.id} edits an existing image (the gateway's model list says so): pass image_url (an https "
+            "URL of the source image), or use a text-to-image model such as recraft-v4."
+        )
+    return model.id
 
 
-def unknown_image_model(model_id: str, catalog: Sequence[ModelInfo]) -> ModelNotFoundError:
+def unknown_image_model(
+    model_id: str, catalog: Sequence[ModelInfo], model: ModelInfo | None = None
+) -> ModelNotFoundError:
     listed = ", ".join(
-        f"{m.id} (${m.image_usd:g}/image)" if m.image_usd is not None else m.id for m in catalog if m.kind == "image"
+        f"{m.id} (${m.image_usd:g}/image)" if m.image_usd is not None else m.id
+        for m in catalog
+        if m.kind == "image" and m.offered()
     )
-    kind = "a chat model, not an image model" if find(catalog, model_id) else "not a Kyma image model"
+    kind = f"a {model.kind} model, not an image model" if model else "not an image model this gateway serves"
     return ModelNotFoundError(f"'{model_id}' is {kind}. Use one of: {listed or 'see list_models(kind=image)'}.")
 
 
@@ -197,23 +207,23 @@ class ImageJobs:
         self._counted: dict[str, None] = {}
 
     async def generate(
-        self, request: ImageRequest, catalog: Sequence[ModelInfo], *, deadline_at: float, progress: Progress
+        self, request: ImageRequest, view: CatalogView, *, deadline_at: float, progress: Progress
     ) -> Delivery:
         """Submit a job and wait for it until shortly before `deadline_at` (an anyio clock time).
 
         Raises:
             KymaError: the request is invalid, Kyma refused it, or the job failed.
         """
-        model = check_request(catalog, request)
+        model_id = check_request(view, request)
         folder = output_folder(self._output_dir)  # a bad folder fails before anything is spent
         key = request.idempotency_key or uuid.uuid4().hex
-        payload: JSONObject = {"model": model.id, "prompt": request.prompt, "n": request.n, "idempotency_key": key}
+        payload: JSONObject = {"model": model_id, "prompt": request.prompt, "n": request.n, "idempotency_key": key}
         if request.size is not None:
             payload["size"] = request.size
         if request.image_url is not None:
             payload["image_url"] = request.image_url
-        await progress(f"Submitting {request.n} image(s) to {model.id}")
-        job = await self._submit(payload, catalog, deadline_at - self._delivery_seconds)
+        await progress(f"Submitting {request.n} image(s) to {model_id}")
+        job = await self._submit(payload, view.models, deadline_at - self._delivery_seconds)
         _remember(self._prompts, job.id, request.prompt)
         await progress(f"Job {job.id}: {job.status}")
         return await self._follow(job, folder, deadline_at, deadline_at - self._delivery_seconds, progress)

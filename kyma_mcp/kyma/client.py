@@ -123,13 +123,19 @@ class KymaClient:
     def secrets(self) -> tuple[str, ...]:
         return self._secrets
 
-    async def list_models(self) -> list[JSONObject]:
-        """The live catalog from the public `GET /models`."""
-        body = await self._get_json("models", auth=False)
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise UpstreamUnavailableError("Kyma's model list had no 'data' array; retry later.")
-        return [entry for entry in data if isinstance(entry, dict)]  # pyright: ignore[reportUnknownVariableType]
+    async def list_models(self) -> JSONObject:
+        """The live catalog document (`data`, and on Kyma `aliases`) from `GET /models`.
+
+        Public on Kyma, but the key is sent when set: other OpenAI-compatible gateways require it.
+        """
+        body = await self._get_json("models", auth=bool(self._key))
+        if not isinstance(body.get("data"), list):
+            raise UpstreamUnavailableError("The gateway's model list had no 'data' array; retry later.")
+        return body
+
+    async def get_pricing(self) -> JSONObject:
+        """Kyma's public price list (`GET /pricing`, `text` and `media` rows), its source of truth for prices."""
+        return await self._get_json("pricing", auth=bool(self._key))
 
     async def get_balance(self) -> JSONObject:
         return await self._get_json("credits/balance", auth=True)

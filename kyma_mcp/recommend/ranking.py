@@ -166,7 +166,8 @@ def recommend(
     `request_caps` is Kyma's tier ladder as (tier, max_single_request) pairs; when given, a task
     too large for Tier 0 gets a note naming the tier it needs.
     """
-    catalog = sorted({m.id: m for m in reversed(list(models))}.values(), key=lambda m: m.id)  # first of an id wins
+    # First of an id wins; legacy, retiring and non-chat/image models (audio, video, unknown) are never offered.
+    catalog = sorted({m.id: m for m in reversed(list(models)) if m.offered()}.values(), key=lambda m: m.id)
     profile = understand(task)
     requirements, traits = _requirements(profile, frozenset(needs), min_context, min_output)
     tokens = _assumed_tokens(profile, requirements)

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
-from kyma_mcp.catalog import find
 from kyma_mcp.chat import ChatMessage, ChatResult, build_messages, build_payload, check_vision, stream_reply
 from kyma_mcp.server.context import BILLED, AppContext, ModelId, ToolSpec, progress_of, tool_errors
 from kyma_mcp.vision import to_image_url
@@ -39,8 +38,8 @@ async def chat(
     async with tool_errors(state, "chat", progress) as deadline_at:
         image_urls = [await to_image_url(source) for source in images or ()]
         wire = build_messages(prompt=prompt, messages=messages, system=system, image_urls=image_urls)
-        catalog = (await state.catalog.view()).models if image_urls else ()
-        check_vision(find(catalog, model_id), wire, catalog)
+        if image_urls:
+            check_vision(model_id, wire, await state.catalog.view())
         payload = build_payload(
             model_id,
             wire,

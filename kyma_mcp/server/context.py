@@ -89,7 +89,7 @@ class SharedState:
     async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:
         if self._state is None:
             client = KymaClient(self._settings, transport=self._transport)
-            catalog = Catalog(client.list_models)
+            catalog = Catalog(client.list_models, pricing=client.get_pricing)
             self._state = AppState(self._settings, client, catalog, SessionUsage(), ImageJobs(client, self._settings))
         state = self._state
         self._users += 1

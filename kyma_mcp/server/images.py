@@ -30,8 +30,8 @@ async def generate_image(
     request = ImageRequest(prompt, model or state.settings.default_image_model, size, n, image_url, idempotency_key)
     progress = progress_of(ctx)
     async with tool_errors(state, "generate_image", progress) as deadline_at:
-        catalog = (await state.catalog.view()).models
-        delivery = await state.images.generate(request, catalog, deadline_at=deadline_at, progress=progress.report)
+        view = await state.catalog.view()
+        delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
     state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)
     return _image_result(delivery)
 

@@ -9,7 +9,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
-from kyma_mcp.catalog import Capability, Kind, ListModelsResult, ModelInfo, ModelRow, find, models_text, page, select
+from kyma_mcp.catalog import Capability, Kind, ListModelsResult, ModelInfo, ModelRow, models_text, page, select
 from kyma_mcp.recommend.guide import guide_markdown
 from kyma_mcp.server.context import READ_ONLY, AppContext, ResourceSpec, ToolSpec, resource_state, tool_errors
 
@@ -32,7 +32,7 @@ async def list_models(
     chosen = select(
         view.models, kind=kind, capability=capability, search=search, min_context=min_context, min_output=min_output
     )
-    rows, result = page(chosen, limit=limit, offset=offset, source=view.source)
+    rows, result = page(chosen, limit=limit, offset=offset, source=view.source, failure=view.failure)
     state.usage.record("list_models")
     return CallToolResult(
         content=[TextContent(type="text", text=models_text(rows, result))],
@@ -49,7 +49,7 @@ async def models_resource() -> str:
 async def model_resource(model_id: str) -> str:
     """One Kyma model (by id or alias): limits, modalities, capabilities, prices (JSON)."""
     view = await resource_state.get().catalog.view()
-    model = find(view.models, model_id)
+    model = view.find(model_id)
     if model is None:
         raise ResourceNotFoundError(f"Kyma serves no model '{model_id}'; read kyma://models for the valid ids.")
     return json.dumps(_model_json(model) | {"source": view.source})
