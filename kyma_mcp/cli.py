@@ -1,4 +1,4 @@
-"""The `kyma-mcp` command: serve (stdio by default), `emulator`, `demo`.
+"""The `kyma-mcp` command: serve (stdio by default), or one of the `SUBCOMMANDS`.
 
 Heavy modules are imported only by the command that needs them, so a host launching the
 server pays for the MCP SDK and nothing else.
@@ -7,6 +7,7 @@ server pays for the MCP SDK and nothing else.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -20,17 +21,23 @@ from kyma_mcp.settings import ConfigError, Settings, split_list
 
 EXIT_CONFIG = 2
 
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("kyma_mcp.demo:main", "the whole product offline: the emulator, the tools, what an agent sees"),
+    "install": ("kyma_mcp.install.command:install_main", "add kyma-mcp to an MCP host's config"),
+    "uninstall": ("kyma_mcp.install.command:uninstall_main", "remove kyma-mcp from an MCP host's config"),
+    "emulator": ("kyma_mcp.emulator:main", "run the local Kyma gateway emulator"),
+}
+"""name -> ("module:function" taking the remaining arguments and returning an exit code, one-line help).
+
+Each module is imported only when its subcommand runs, so serving imports none of them.
+"""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "emulator":
-        from kyma_mcp.emulator import main as emulator_main
-
-        return emulator_main(args[1:])
-    if args and args[0] == "demo":
-        from kyma_mcp.demo import main as demo_main
-
-        return demo_main(args[1:])
+    if args and args[0] in SUBCOMMANDS:
+        module, _, function = SUBCOMMANDS[args[0]][0].partition(":")
+        return getattr(importlib.import_module(module), function)(args[1:])
     return _serve(_parser().parse_args(args))
 
 
