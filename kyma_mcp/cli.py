@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kyma_mcp import __version__
 from kyma_mcp.http_config import HttpConfig
-from kyma_mcp.settings import ConfigError, Settings, split_list
+from kyma_mcp.settings import ConfigError, Settings, environment_defaults, split_list
 
 EXIT_CONFIG = 2
 
@@ -44,11 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kyma-mcp",
-        description="MCP server for the Kyma API. Subcommands: `emulator` (local Kyma gateway), `demo`.",
-        epilog="Configuration comes from KYMA_* environment variables; see the README.",
+        usage="kyma-mcp [options]  |  kyma-mcp SUBCOMMAND [--help]",
+        description=(
+            "MCP server for the Kyma API. Without a subcommand it serves MCP: an MCP host (Claude,\n"
+            "Cursor, VS Code, Codex …) starts it and talks to it over stdin/stdout."
+        ),
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kyma-mcp {__version__}")
-    parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "sse", "streamable-http"],
+        default="stdio",
+        help="stdio (default) for a host that starts the server; streamable-http or sse to serve over HTTP",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP transports only (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP transports only (default 8000)")
     parser.add_argument("--auth-token-file", type=Path, help="HTTP: file holding the bearer token clients must send")
@@ -58,8 +68,37 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allowed-origins", type=split_list, help="HTTP: browser Origins to accept besides loopback, comma-separated"
     )
-    parser.add_argument("--log-level", default=os.environ.get("KYMA_LOG_LEVEL", "WARNING"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("KYMA_LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING (default, or $KYMA_LOG_LEVEL) or ERROR; logs go to stderr only",
+    )
     return parser
+
+
+_UNSET_MEANS = {"KYMA_TIER": "learned from the account", "KYMA_OUTPUT_DIR": "the platform's user data folder"}
+
+
+def _epilog() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["subcommands (each takes --help):"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    rows = [
+        (name, _UNSET_MEANS.get(name, "unset") if default == "unset" else default)
+        for name, default in environment_defaults()
+    ]
+    rows.append(("KYMA_LOG_LEVEL", "WARNING"))
+    width = max(len(name) for name, _ in rows)
+    lines += ["", "environment variables (default):"]
+    lines += [f"  {name:<{width}}  {default}" for name, default in rows]
+    lines += ["", "README: what each variable means, and how to add kyma-mcp to each host."]
+    return "\n".join(lines)
+
+
+_TERMINAL_HINT = (
+    "kyma-mcp: waiting for an MCP host on stdin (Ctrl-C to stop). To see it work: `kyma-mcp demo`; "
+    "to add it to a host: `kyma-mcp install --client NAME`."
+)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,7 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"kyma-mcp: {exc}\n")
         return EXIT_CONFIG
-    if not settings.has_api_key:
+    if http is None and sys.stdin.isatty():
+        sys.stderr.write(_TERMINAL_HINT + ("" if settings.has_api_key else " KYMA_API_KEY is not set.") + "\n")
+    elif not settings.has_api_key:
         logging.getLogger("kyma_mcp").warning("KYMA_API_KEY is not set: chat will answer [auth_missing].")
 
     from kyma_mcp.server import build_server

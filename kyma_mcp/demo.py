@@ -7,6 +7,7 @@ so it may print to stdout.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -26,7 +27,13 @@ DEMO_KEY = "ky-emulator-demo"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    del argv  # the demo takes no options
+    argparse.ArgumentParser(
+        prog="kyma-mcp demo",
+        description=(
+            "Start a local Kyma emulator, launch kyma-mcp over stdio under the MCP SDK's client, call each "
+            "tool and print what an agent would see. No key and no network needed; nothing is billed."
+        ),
+    ).parse_args(argv)
     with running_emulator(Switches(token_interval_ms=25)) as emulator, tempfile.TemporaryDirectory() as out:
         env = {
             "KYMA_BASE_URL": emulator.base_url,

@@ -106,3 +106,12 @@ _ENV_FIELDS = {
     "KYMA_MCP_ALLOWED_ORIGINS": "mcp_allowed_origins",
 }
 _SECRET_FIELDS = {"api_key", "mcp_auth_token"}
+
+
+def environment_defaults() -> list[tuple[str, str]]:
+    """Each `KYMA_*` variable with its default as text (for `--help`); "unset" where there is none."""
+    rows: list[tuple[str, str]] = []
+    for variable, field in _ENV_FIELDS.items():
+        default: object = Settings.model_fields[field].default
+        rows.append((variable, "unset" if default in (None, "", ()) else str(default)))
+    return rows

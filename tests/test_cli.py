@@ -1,7 +1,9 @@
 """The command line: version, and a bad setting stops start-up with one line and exit code 2."""
 
+import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -43,3 +45,52 @@ def test_a_bad_key_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch, capsys
     err = capsys.readouterr().err
     assert "KYMA_TIER" in err
     assert "canary" not in err
+
+
+def test_help_lists_subcommands_options_and_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    out = capsys.readouterr().out
+    for word in ("demo", "install", "uninstall", "emulator", "--transport", "--log-level"):
+        assert word in out
+    assert "KYMA_BASE_URL" in out
+    assert "https://kymaapi.com/v1" in out
+    assert "KYMA_LOG_LEVEL" in out
+
+
+@pytest.mark.parametrize("subcommand", ["demo", "install", "uninstall", "emulator"])
+def test_every_subcommand_prints_help_instead_of_running(subcommand: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([subcommand, "--help"])
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: kyma-mcp {subcommand}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_terminal_start_hints_on_stderr_and_keeps_stdout_clean() -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = {"PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kyma_mcp"], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    os.close(terminal)
+    backstop = threading.Timer(30, process.terminate)  # without a hint, readline would wait forever
+    backstop.start()
+    try:
+        assert process.stderr is not None
+        hint = process.stderr.readline().decode()
+    finally:
+        backstop.cancel()
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+        os.close(controller)
+
+    assert "waiting for an MCP host" in hint
+    assert "kyma-mcp demo" in hint
+    assert "kyma-mcp install" in hint
+    assert out == b""
+    assert err.strip() == b""  # that one line, then nothing more
