@@ -17,14 +17,14 @@ from kyma_mcp.errors import (
     deadline_error,
     unknown_model_error,
 )
-from kyma_mcp.kyma.client import KymaClient, RouteInfo
+from kyma_mcp.kyma.client import KymaClient, RouteInfo, clip
 from kyma_mcp.kyma.wire import JSONObject, integer, number, objects
 from kyma_mcp.progress import Progress
 
 PARTIAL_REPLY_MARGIN_SECONDS = 0.5
 """A streamed reply stops this long before the deadline, so what arrived can still be returned."""
-MAX_REPLY_CHARS = 40_000
-"""Longest reply returned: the result carries it twice (text and structured), and hosts cap results at ~25k tokens."""
+REPLY_READ_MARGIN_CHARS = 1_000
+"""Reading stops this far past `Bounds.reply_chars` (KYMA_MAX_REPLY_CHARS): enough to know the reply was cut."""
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -131,9 +131,13 @@ def check_vision(model_id: str, messages: Sequence[JSONObject], view: CatalogVie
 
 
 class ReplyBuilder:
-    """Accumulates streamed chunks into the text, finish reason and usage of one reply."""
+    """Accumulates streamed chunks into the text, finish reason and usage of one reply.
 
-    def __init__(self) -> None:
+    Text fields echoed into the result (`model`, `finish_reason`) are cut to `max_field_chars`.
+    """
+
+    def __init__(self, max_field_chars: int = 200) -> None:
+        self._max_field_chars = max_field_chars
         self._parts: list[str] = []
         self.chunks = 0
         self.characters = 0
@@ -144,7 +148,7 @@ class ReplyBuilder:
     def add(self, chunk: JSONObject) -> None:
         self.chunks += 1
         if isinstance(chunk.get("model"), str):
-            self.response_model = chunk["model"]
+            self.response_model = clip(chunk["model"], self._max_field_chars)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = cast(JSONObject, usage)
@@ -155,7 +159,7 @@ class ReplyBuilder:
                 self._parts.append(content)
                 self.characters += len(content)
             if choice.get("finish_reason"):
-                self.finish_reason = str(choice["finish_reason"])
+                self.finish_reason = clip(str(choice["finish_reason"]), self._max_field_chars)
 
     @property
     def text(self) -> str:
@@ -175,6 +179,8 @@ def finish(
     max_tokens: int | None,
     catalog: Sequence[ModelInfo],
     interruption: str | None = None,
+    max_reply_chars: int = 40_000,
+    cut_at_bytes: int | None = None,
 ) -> ChatResult:
     """Turn a finished (or interrupted) stream into the tool result, with notes for the agent."""
     notes: list[str] = []
@@ -191,12 +197,17 @@ def finish(
         notes.append(_length_note(served or model_requested, max_tokens, catalog))
     if route.fallback_used:
         notes.append(_fallback_note(model_requested, served, route.fallback_layer))
-    if len(reply) > MAX_REPLY_CHARS:
+    if len(reply) > max_reply_chars:
         notes.append(
-            f"The reply was cut from {len(reply):,} to {MAX_REPLY_CHARS:,} characters to fit the host's result limit; "
-            "ask for a shorter answer or split the task."
+            f"The reply was cut at {max_reply_chars:,} characters (KYMA_MAX_REPLY_CHARS) to fit the host's result "
+            "limit, and the rest was not read; ask for a shorter answer or split the task."
         )
-        reply = reply[:MAX_REPLY_CHARS]
+        reply = reply[:max_reply_chars]
+    elif cut_at_bytes is not None:
+        notes.append(
+            f"Reading the stream stopped after {cut_at_bytes:,} bytes (KYMA_MAX_STREAM_BYTES); the reply may be "
+            "incomplete. Ask for a shorter answer."
+        )
     usage = builder.usage
     return ChatResult(
         reply=reply,
@@ -275,7 +286,9 @@ async def stream_reply(
 ) -> ChatResult:
     """Stream one completion, reporting progress; keep what arrived if the stream breaks or the deadline hits."""
     model_id: str = payload["model"]
-    builder = ReplyBuilder()
+    bounds = client.bounds
+    builder = ReplyBuilder(bounds.field_chars)
+    cut_at_bytes: int | None = None
     started = time.monotonic()
     interruption: str | None = None
     route = RouteInfo(model_served=None, alias=None, fallback_used=False, fallback_layer=None)
@@ -283,13 +296,19 @@ async def stream_reply(
         async with client.chat_stream(payload) as stream:
             route = stream.route
             with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
-                async for chunk in stream.chunks():
+                chunks = stream.chunks()
+                async for chunk in chunks:
                     first = not builder.started
                     builder.add(chunk)
                     if first and builder.started:
                         await progress.report(f"first tokens from {route.model_served or model_id}")
                     elif builder.started and progress.due():
                         await progress.report(f"{builder.characters} characters from {model_id}")
+                    if builder.characters > bounds.reply_chars + REPLY_READ_MARGIN_CHARS:
+                        await chunks.aclose()  # the rest would be cut anyway: leaving the block ends the stream
+                        break
+            if stream.cut:
+                cut_at_bytes = stream.bytes_read
             if scope.cancelled_caught:
                 if not builder.started:
                     raise deadline_error(deadline_seconds)
@@ -310,6 +329,8 @@ async def stream_reply(
         max_tokens=max_tokens,
         catalog=view.models,
         interruption=interruption,
+        max_reply_chars=bounds.reply_chars,
+        cut_at_bytes=cut_at_bytes,
     )
     model = view.find(route.model_served or model_id)
     if model is not None and (note := retirement_note(model, view.models)):

@@ -108,7 +108,7 @@ def upstream_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace").strip()
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, Mapping):
         error = payload.get("error")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -148,7 +148,9 @@ def error_for_status(
         return ModelNotFoundError(f"Kyma does not serve model '{model}'. Call list_models to see the valid ids.")
     if status == 429:
         wait = (
-            f"try again in {math.ceil(retry_after_seconds)} s" if retry_after_seconds else "try again in a few seconds"
+            f"try again in {math.ceil(retry_after_seconds)} s"
+            if retry_after_seconds and math.isfinite(retry_after_seconds)
+            else "try again in a few seconds"
         )
         limits = f"Kyma allows {rate_limits}" if rate_limits else "Kyma's rate limit was reached"
         return RateLimitedError(f"{limits} ({detail}){tries}; {wait}.", retry_after_seconds)

@@ -20,6 +20,46 @@ def split_list(value: str) -> tuple[str, ...]:
     return tuple(item for item in (part.strip() for part in value.split(",")) if item)
 
 
+MiB = 1024 * 1024
+
+
+class Bounds(BaseModel):
+    """How much of anything an upstream or a client can make kyma-mcp read, keep or do in one call.
+
+    Each has a `KYMA_MAX_*` variable; the defaults keep one call well under +100 MiB of memory.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sse_line_bytes: int = Field(default=1 * MiB, ge=1024)
+    """One line of a chat stream; a longer one ends the stream."""
+    sse_event_bytes: int = Field(default=1 * MiB, ge=1024)
+    """One SSE event (its `data:` lines together)."""
+    stream_bytes: int = Field(default=32 * MiB, ge=64 * 1024)
+    """All bytes read from one chat stream; reading stops there and the reply says it was cut."""
+    reply_chars: int = Field(default=40_000, ge=100)
+    """Longest reply returned (it is carried twice: text and structured); reading stops soon after."""
+    catalog_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
+    """The live `/models` body; a larger one falls back to the bundled snapshot."""
+    catalog_models: int = Field(default=2000, ge=10)
+    """Catalog entries kept; the rest are ignored."""
+    json_bytes: int = Field(default=1 * MiB, ge=4096)
+    """Any other JSON answer (jobs, limits, balance, capabilities)."""
+    error_bytes: int = Field(default=64 * 1024, ge=1024)
+    """An error answer's body; only its first bytes are read."""
+    field_chars: int = Field(default=200, ge=16)
+    """A header or JSON text field echoed into a result (model, finish_reason, alias)."""
+    download_bytes: int = Field(default=32 * MiB, ge=64 * 1024)
+    """One downloaded image file."""
+    image_bytes_per_call: int = Field(default=64 * MiB, ge=64 * 1024)
+    """All images one call downloads, or reads from local files for chat."""
+    image_pixels: int = Field(default=16_777_216, ge=65_536)
+    """Decoded pixels per image (Pillow's decompression-bomb limit); larger ones get no preview."""
+
+
+_BOUND_ENV = {f"KYMA_MAX_{name.upper()}": name for name in Bounds.model_fields}
+
+
 class Settings(BaseModel):
     """Everything kyma-mcp reads from its environment, validated, frozen.
 
@@ -40,6 +80,7 @@ class Settings(BaseModel):
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
+    bounds: Bounds = Bounds()
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
@@ -81,11 +122,18 @@ class Settings(BaseModel):
             raw = env.get(variable, "").strip()
             if raw:
                 fields[field] = raw
+        bounds = {field: raw for variable, field in _BOUND_ENV.items() if (raw := env.get(variable, "").strip())}
+        if bounds:
+            fields["bounds"] = bounds
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = str(first["loc"][0]) if first["loc"] else "?"
+            loc = [str(part) for part in first["loc"]]
+            field = loc[0] if loc else "?"
+            if field == "bounds" and len(loc) > 1:
+                variable = f"KYMA_MAX_{loc[1].upper()}"
+                raise ConfigError(f"{variable}={bounds.get(loc[1])!r} is invalid: {first['msg']}") from None
             variable = next((v for v, f in _ENV_FIELDS.items() if f == field), field)
             shown = "(hidden)" if field in _SECRET_FIELDS else repr(fields.get(field))
             raise ConfigError(f"{variable}={shown} is invalid: {first['msg']}") from None

@@ -97,7 +97,7 @@ async def test_a_reply_cut_at_max_tokens_says_how_to_get_more(connect: ConnectFa
 
 
 async def test_a_reply_cut_at_the_models_own_cap_suggests_a_bigger_model(connect: ConnectFactory) -> None:
-    async with connect() as client:
+    async with connect(bounds={"reply_chars": 200_000}) as client:  # read the whole 8,192-token reply
         result = await client.call_tool(
             "chat", {"prompt": "[[words=9000]] go", "model": "gemma-4-31b", "max_tokens": 20000}
         )

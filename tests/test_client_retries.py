@@ -175,7 +175,16 @@ async def test_a_key_echoed_in_an_error_body_is_scrubbed() -> None:
     [
         ({"retry-after-ms": "1500"}, 1.5),
         ({"retry-after": "3"}, 3.0),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        # A past date, zero, negative, infinite or NaN is no usable hint: normal backoff applies.
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 -0000"}, None),
+        ({"retry-after": "Wed, 21 Oct 2099 07:28:00 -0000"}, 86_400.0),
+        ({"retry-after": "0"}, None),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after-ms": "inf", "retry-after": "2"}, 2.0),
+        ({"retry-after": "1e308"}, 86_400.0),
         ({"retry-after": "soon"}, None),
         ({}, None),
     ],

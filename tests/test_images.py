@@ -26,7 +26,7 @@ from kyma_mcp.errors import UpstreamUnavailableError
 from kyma_mcp.images import jobs as image_jobs
 from kyma_mcp.images.files import file_stem, output_folder
 from kyma_mcp.images.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_EDGE, make_previews
-from kyma_mcp.kyma.client import KymaClient
+from kyma_mcp.kyma.client import ByteBudget, KymaClient
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
@@ -345,7 +345,7 @@ async def test_prompt_text_never_steers_a_file_outside_the_output_folder(connect
 
     names = await names_in(out)
     assert len(names) == 2
-    assert all(re.fullmatch(r"\d{8}-\d{6}-flux-1\.1-ultra-[a-z0-9-]+-[0-9a-f]{8}-1\.png", name) for name in names)
+    assert all(re.fullmatch(r"\d{8}-\d{6}-flux-1\.1-ultra-[a-z0-9-]+-[0-9a-f]{24}-1\.png", name) for name in names)
     assert all(len(name) < 120 for name in names)
     assert any("-etc-passwd-" in name for name in names)
 
@@ -357,7 +357,7 @@ def test_file_stems_are_readable_and_made_only_of_safe_characters() -> None:
     stem = file_stem(created=created, model="flux-1.1-ultra", prompt="A red fox!", job_id="3F9A8C2E1D0A", index=1)
     nameless = file_stem(created=created, model="../..", prompt="   ", job_id="../", index=2)
 
-    assert re.fullmatch(r"\d{8}-\d{6}-flux-1\.1-ultra-a-red-fox-3f9a8c2e-1", stem)
+    assert re.fullmatch(r"\d{8}-\d{6}-flux-1\.1-ultra-a-red-fox-3f9a8c2e1d0a-1", stem)
     assert nameless.endswith("-model-image-job-2")
 
 
@@ -427,31 +427,66 @@ async def download_client() -> AsyncIterator[tuple[KymaClient, list[httpx2.Reque
 
     def cdn(request: httpx2.Request) -> httpx2.Response:
         requests.append(request)
-        if request.url.path == "/moved":
+        path = request.url.path
+        if path == "/moved":
             return httpx2.Response(302, headers={"location": "https://cdn.example/final.png"})
-        if request.url.path == "/huge":
-            return httpx2.Response(200, content=b"x" * 2048)
-        return httpx2.Response(200, content=b"PNGDATA")
+        if path == "/to-http":
+            return httpx2.Response(302, headers={"location": "http://elsewhere.example/x.png"})
+        if path == "/to-gateway":
+            return httpx2.Response(302, headers={"location": "http://kyma.example/files/x.png"})
+        if path.startswith("/loop"):
+            return httpx2.Response(302, headers={"location": f"https://cdn.example/loop{len(requests)}"})
+        if path == "/huge":
+            return httpx2.Response(200, content=b"x" * 70_000)
+        if path == "/page":
+            return httpx2.Response(200, html="<html>sign in</html>")
+        return httpx2.Response(200, content=b"PNGDATA", headers={"content-type": "image/png"})
 
-    settings = Settings.model_validate({"api_key": TEST_KEY, "base_url": "https://kyma.example/v1"})
+    settings = Settings.model_validate(
+        {"api_key": TEST_KEY, "base_url": "http://kyma.example/v1", "bounds": {"download_bytes": 65_536}}
+    )
     client = KymaClient(settings, transport=httpx2.MockTransport(cdn))
     yield client, requests
     await client.aclose()
 
 
 async def test_download_follows_redirects_without_the_key_and_caps_the_size(
-    download_client: tuple[KymaClient, list[httpx2.Request]], monkeypatch: pytest.MonkeyPatch
+    download_client: tuple[KymaClient, list[httpx2.Request]],
 ) -> None:
     client, requests = download_client
-    monkeypatch.setattr("kyma_mcp.kyma.client.MAX_DOWNLOAD_BYTES", 1024)
+    budget = ByteBudget(10 * 1_048_576)
 
-    assert await client.download("https://files.example/moved") == b"PNGDATA"
+    assert await client.download("https://files.example/moved", budget) == b"PNGDATA"
     assert [str(r.url) for r in requests] == ["https://files.example/moved", "https://cdn.example/final.png"]
     assert not any("authorization" in r.headers for r in requests)
-    with pytest.raises(UpstreamUnavailableError, match="larger than 0 MB"):
-        await client.download("https://files.example/huge")
+    with pytest.raises(UpstreamUnavailableError, match="larger than 65,536 bytes"):
+        await client.download("https://files.example/huge", budget)
     with pytest.raises(UpstreamUnavailableError, match="not http"):
-        await client.download("file:///etc/passwd")
+        await client.download("file:///etc/passwd", budget)
+
+
+async def test_download_redirects_go_only_to_https_or_the_gateway_and_at_most_three_hops(
+    download_client: tuple[KymaClient, list[httpx2.Request]],
+) -> None:
+    client, _ = download_client
+    budget = ByteBudget(10 * 1_048_576)
+
+    assert await client.download("https://files.example/to-gateway", budget) == b"PNGDATA"
+    with pytest.raises(UpstreamUnavailableError, match=r"redirected to http://elsewhere\.example/x\.png, which is not"):
+        await client.download("https://files.example/to-http", budget)
+    with pytest.raises(UpstreamUnavailableError, match="redirected more than 3 times"):
+        await client.download("https://files.example/loop", budget)
+
+
+async def test_a_download_that_is_not_an_image_or_over_the_call_budget_is_refused(
+    download_client: tuple[KymaClient, list[httpx2.Request]],
+) -> None:
+    client, _ = download_client
+
+    with pytest.raises(UpstreamUnavailableError, match="is text/html, not an image"):
+        await client.download("https://files.example/page", ByteBudget(10 * 1_048_576))
+    with pytest.raises(UpstreamUnavailableError, match="KYMA_MAX_IMAGE_BYTES_PER_CALL"):
+        await client.download("https://files.example/huge", ByteBudget(1000))
 
 
 def test_the_emulator_runs_image_jobs_as_kyma_documents(emulator: EmulatorHandle) -> None:

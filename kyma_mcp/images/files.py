@@ -2,7 +2,7 @@
 
 The folder is `KYMA_OUTPUT_DIR`, else the platform's user data folder, never the host's working
 directory (hosts start servers in arbitrary folders, often read-only ones). A name is built only
-from sanitised parts of the job, e.g. `20261125-201530-flux-1.1-ultra-a-red-fox-3f9a8c2e-1.png`, so
+from sanitised parts of the job, e.g. `20261125-201530-flux-1.1-ultra-a-red-fox-6745a3c2e4b0f1a2b3c4d5e6-1.png`, so
 a prompt can never steer a file outside the folder; the same job and index always get the same
 name, which is how an image already saved is recognised instead of downloaded again.
 """
@@ -21,7 +21,8 @@ from kyma_mcp.errors import PathDeniedError
 APP_NAME = "kyma-mcp"
 _SLUG_MAX_CHARS = 40
 _MODEL_MAX_CHARS = 40
-_JOB_CHARS = 8
+_JOB_CHARS = 64
+"""The whole job id: Kyma's ids start with their creation second, so a prefix collides."""
 
 
 def output_folder(configured: Path | None) -> Path:
@@ -47,7 +48,7 @@ def output_folder(configured: Path | None) -> Path:
 
 
 def file_stem(*, created: datetime, model: str, prompt: str | None, job_id: str, index: int) -> str:
-    """`<local time>-<model>-<prompt words>-<job id, 8 chars>-<index from 1>`: only `[a-z0-9.-]`."""
+    """`<local time>-<model>-<prompt words>-<job id>-<index from 1>`: only `[a-z0-9.-]`."""
     when = created.astimezone().strftime("%Y%m%d-%H%M%S")
     model_part = _slug(model, _MODEL_MAX_CHARS, keep=".") or "model"
     prompt_part = _slug(prompt or "", _SLUG_MAX_CHARS) or "image"

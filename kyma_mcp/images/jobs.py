@@ -10,7 +10,9 @@ idempotency key, so a retried submit never starts (or bills) a second job.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,14 +36,18 @@ from kyma_mcp.errors import (
     UpstreamUnavailableError,
 )
 from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
-from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, make_previews
-from kyma_mcp.kyma.client import KymaClient
-from kyma_mcp.kyma.wire import JSONObject, json_list, json_object, number
-from kyma_mcp.settings import Settings
+from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, preview, preview_share
+from kyma_mcp.kyma.client import ByteBudget, KymaClient, clip, shown_url
+from kyma_mcp.kyma.wire import JSONObject, integer, json_list, json_object, number
+from kyma_mcp.settings import Bounds, Settings
+from kyma_mcp.vision import image_mime_type
 
 POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)
 """Pause before each status check; the last one repeats (Kyma asks for a poll every 1-2 s)."""
 FAILED_STATUSES = frozenset({"failed", "refunded", "expired"})
+MAX_IMAGES_PER_JOB = 4
+"""generate_image's largest `n`: a job whose `n` is not known keeps at most this many outputs."""
+_JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _REMEMBERED_JOBS = 512
 _V = TypeVar("_V")
 
@@ -52,7 +58,7 @@ ImageSize = Annotated[
         description="auto, WxH (1024x1024) or an aspect like 16:9",
     ),
 ]
-JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=_JOB_ID)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
 """Printable ASCII without spaces: it also travels as an HTTP header."""
 Progress = Callable[[str], Awaitable[None]]
@@ -121,27 +127,33 @@ class Job:
     estimated_cost: float | None
     charged: float | None
     error: str | None
+    n: int | None = None
+    """How many images the job was asked for, when Kyma says."""
 
     @classmethod
-    def parse(cls, body: JSONObject, *, model: str = "") -> Job:
-        """Read a job from a submit or poll answer.
+    def parse(cls, body: JSONObject, *, model: str = "", max_chars: int = Bounds().field_chars) -> Job:
+        """Read a job from a submit or poll answer; text fields are cut to `max_chars`.
 
         Raises:
-            UpstreamUnavailableError: the answer has no job id or status.
+            UpstreamUnavailableError: the answer has no usable job id or status.
         """
         job_id, status = body.get("id"), body.get("status")
-        if not isinstance(job_id, str) or not job_id or not isinstance(status, str):
+        if not isinstance(job_id, str) or not isinstance(status, str) or not status:
             raise UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
+        if len(job_id) > 128 or not re.fullmatch(_JOB_ID, job_id):
+            raise UpstreamUnavailableError(f"Kyma's image job answer had an unusable id ({clip(job_id, 40)!r}).")
         output = json_object(body.get("output"))
-        urls = [url for url in json_list(output.get("urls")) if isinstance(url, str)]
-        if not urls and isinstance(output.get("url"), str):
+        urls = [url for url in json_list(output.get("urls")) if isinstance(url, str) and len(url) <= 8192]
+        if not urls and isinstance(output.get("url"), str) and len(output["url"]) <= 8192:
             urls = [output["url"]]
         error = body.get("error")
         reason = error if isinstance(error, str) else json_object(error).get("message")
+        n = integer(body.get("n")) or integer(json_object(body.get("input")).get("n"))
         return cls(
             id=job_id,
-            status=status,
-            model=body["model"] if isinstance(body.get("model"), str) else model,
+            status=clip(status, 40) or status,
+            model=clip(body["model"], max_chars) or model if isinstance(body.get("model"), str) else model,
+            n=n if n is not None and n > 0 else None,
             urls=tuple(urls),
             created=_timestamp(body.get("created_at")),
             estimated_cost=number(body.get("estimated_cost")),
@@ -203,7 +215,9 @@ class ImageJobs:
         self._delivery_seconds = min(8.0, 0.25 * settings.tool_timeout_seconds)
         # Delivery stops this long before the deadline, so a late result is still returned, not cut off.
         self._margin_seconds = min(1.0, 0.1 * settings.tool_timeout_seconds)
+        self._bounds = settings.bounds
         self._prompts: dict[str, str] = {}
+        self._asked: dict[str, int] = {}
         self._counted: dict[str, None] = {}
 
     async def generate(
@@ -225,8 +239,14 @@ class ImageJobs:
         await progress(f"Submitting {request.n} image(s) to {model_id}")
         job = await self._submit(payload, view.models, deadline_at - self._delivery_seconds)
         _remember(self._prompts, job.id, request.prompt)
+        _remember(self._asked, job.id, request.n)
         await progress(f"Job {job.id}: {job.status}")
-        return await self._follow(job, folder, deadline_at, deadline_at - self._delivery_seconds, progress)
+        try:
+            return await self._follow(job, folder, deadline_at, deadline_at - self._delivery_seconds, progress)
+        except (JobFailedError, PathDeniedError):
+            raise
+        except KymaError as exc:
+            raise after_submit(exc, job.id) from None
 
     async def resume(
         self, job_id: str, *, wait_seconds: float | None, deadline_at: float, progress: Progress
@@ -239,9 +259,17 @@ class ImageJobs:
         wait_until = deadline_at - self._delivery_seconds
         if wait_seconds is not None:
             wait_until = min(wait_until, anyio.current_time() + wait_seconds)
-        job = Job.parse(await self._client.get_job(job_id))
-        await progress(f"Job {job.id}: {job.status}")
-        return await self._follow(job, output_folder(self._output_dir), deadline_at, wait_until, progress)
+        folder = output_folder(self._output_dir)
+        try:
+            job = Job.parse(await self._client.get_job(job_id), max_chars=self._bounds.field_chars)
+            await progress(f"Job {job.id}: {job.status}")
+            return await self._follow(job, folder, deadline_at, wait_until, progress)
+        except (JobFailedError, PathDeniedError):
+            raise
+        except KymaError as exc:
+            if isinstance(exc, InvalidRequestError) and job_id not in self._asked:
+                raise  # an id this server never submitted: it may simply be wrong
+            raise after_submit(exc, job_id) from None
 
     async def _submit(self, payload: JSONObject, catalog: Sequence[ModelInfo], submit_by: float) -> Job:
         key = payload["idempotency_key"]
@@ -268,7 +296,7 @@ class ImageJobs:
             note = f" Kyma could not be polled at the end ({trouble})." if trouble else ""
             return self._running(job, f"Job {job.id} is still {state} at Kyma after {waited:.0f} s.{note}")
         with anyio.move_on_at(deadline_at - self._margin_seconds):
-            return await self._deliver(job, folder, progress)
+            return await self._deliver(job, folder, progress, deadline_at - self._margin_seconds)
         return self._running(job, f"Job {job.id} succeeded, but its images did not download before the deadline.")
 
     async def _wait(self, job: Job, until: float, progress: Progress) -> tuple[Job, str | None]:
@@ -283,7 +311,9 @@ class ImageJobs:
                     pause = max(pause, trouble.retry_after_seconds)
                 await anyio.sleep(pause)
                 try:
-                    job = Job.parse(await self._client.get_job(job.id), model=job.model)
+                    job = Job.parse(
+                        await self._client.get_job(job.id), model=job.model, max_chars=self._bounds.field_chars
+                    )
                 except (UpstreamUnavailableError, UpstreamTimeoutError, RateLimitedError) as exc:
                     trouble = exc
                     await progress(f"Job {job.id}: status check failed ({exc.word}); trying again")
@@ -292,9 +322,20 @@ class ImageJobs:
                 await progress(f"Job {job.id}: {job.status} ({anyio.current_time() - started:.0f} s)")
         return job, str(trouble) if trouble else None
 
-    async def _deliver(self, job: Job, folder: Path, progress: Progress) -> Delivery:
-        """Fetch each image once (a file saved by an earlier call is reused), save it, preview it."""
+    async def _deliver(self, job: Job, folder: Path, progress: Progress, done_by: float) -> Delivery:
+        """Fetch each image once (a file saved by an earlier call is reused), save it, preview it.
+
+        At most `n` outputs are kept (the rest are ignored with a note), within the call's byte
+        bound; previews are made one by one in a thread and stop at `done_by`, so the deadline holds.
+        """
         prompt = self._prompts.get(job.id)
+        asked = self._asked.get(job.id) or job.n or MAX_IMAGES_PER_JOB
+        notes: list[str] = []
+        if len(job.urls) > asked:
+            notes.append(
+                f"Kyma listed {len(job.urls)} outputs for {asked} image(s) asked; only the first {asked} kept."
+            )
+            job = dataclasses.replace(job, urls=job.urls[:asked])
         stems = [
             file_stem(created=job.created, model=job.model, prompt=prompt, job_id=job.id, index=number)
             for number in range(1, len(job.urls) + 1)
@@ -304,11 +345,12 @@ class ImageJobs:
             await progress(f"Job {job.id}: downloading {missing} image(s)")
         contents: list[bytes] = [b""] * len(stems)
         failures: list[KymaError] = []
+        budget = ByteBudget(self._bounds.image_bytes_per_call)
 
         async def fetch(index: int) -> None:
             # Failures are collected, not raised: a task group would wrap them in an ExceptionGroup.
             try:
-                contents[index] = await self._fetch(job, index, saved[index])
+                contents[index] = await self._fetch(job, index, saved[index], budget)
             except KymaError as exc:
                 failures.append(exc)
 
@@ -318,19 +360,44 @@ class ImageJobs:
         if failures:
             raise failures[0]
         await progress(f"Job {job.id}: saving and making previews")
-        files, previews = await anyio.to_thread.run_sync(_save_and_preview, folder, stems, saved, contents)
+        files = await anyio.to_thread.run_sync(_save_all, folder, stems, saved, contents, self._bounds.image_pixels)
+        previews = await self._previews(contents, done_by)
+        if len(previews) < len(contents):
+            notes.append(f"{len(contents) - len(previews)} preview(s) left out (too large or out of time).")
         newly_charged = None
         if job.id not in self._counted:
             _remember(self._counted, job.id, None)
             newly_charged = job.charged
-        return Delivery(_succeeded(job, files, folder), previews, newly_charged)
+        return Delivery(_succeeded(job, files, folder, notes), previews, newly_charged)
 
-    async def _fetch(self, job: Job, index: int, saved: Path | None) -> bytes:
-        """Image `index` of the job: the file an earlier call saved, else a download."""
+    async def _previews(self, contents: Sequence[bytes], done_by: float) -> list[Preview]:
+        """One preview per image, each in a thread; those not started or finished by `done_by` are left out.
+
+        A thread cannot be cancelled, so the call stops waiting at `done_by` and the thread runs
+        on in the background: its work is bounded by `Bounds.image_pixels`.
+        """
+        previews: list[Preview] = []
+        max_bytes = preview_share(len(contents))
+        with anyio.move_on_at(done_by):
+            for data in contents:
+                made = await anyio.to_thread.run_sync(
+                    preview, data, max_bytes, self._bounds.image_pixels, abandon_on_cancel=True
+                )
+                if made is not None:
+                    previews.append(made)
+        return previews
+
+    async def _fetch(self, job: Job, index: int, saved: Path | None, budget: ByteBudget) -> bytes:
+        """Image `index` of the job: the file an earlier call saved, else a download that must be an image."""
         try:
             if saved is not None:
                 return await anyio.Path(saved).read_bytes()
-            return await self._client.download(job.urls[index])
+            data = await self._client.download(job.urls[index], budget)
+            if image_mime_type(data[:16]) is None:
+                raise UpstreamUnavailableError(
+                    f"{shown_url(job.urls[index])} did not send a PNG, JPEG, GIF or WebP image; it was not saved."
+                )
+            return data
         except OSError as exc:
             raise PathDeniedError(f"Cannot read '{saved}' ({exc.strerror or 'error'}).") from None
         except KymaError as exc:
@@ -383,25 +450,38 @@ def _with_retry_hint(exc: UpstreamTimeoutError | UpstreamUnavailableError, key: 
     )
 
 
-def _save_and_preview(
-    folder: Path, stems: Sequence[str], saved: Sequence[Path | None], contents: Sequence[bytes]
-) -> tuple[list[tuple[Path, int | None, int | None]], list[Preview]]:
-    """Blocking work, run in a thread: write new files, read their sizes, encode the previews."""
+def after_submit(exc: KymaError, job_id: str) -> KymaError:
+    """The same error, naming the submitted job and how to pick it up (a new submit would be billed again)."""
+    said = str(exc).removeprefix(f"[{exc.word}] ")
+    if job_id in said and "get_image_job" in said:
+        return exc
+    return type(exc)(
+        f'{said} Image job {job_id} was submitted: call get_image_job with job_id="{job_id}" to get its images; '
+        "it does not submit or charge again."
+    )
+
+
+def _save_all(
+    folder: Path, stems: Sequence[str], saved: Sequence[Path | None], contents: Sequence[bytes], max_pixels: int
+) -> list[tuple[Path, int | None, int | None]]:
+    """Blocking work, run in a thread: write new files and read their sizes from their headers."""
     files: list[tuple[Path, int | None, int | None]] = []
     for stem, path, data in zip(stems, saved, contents, strict=True):
-        facts = inspect(data)
+        facts = inspect(data, max_pixels)
         files.append((path or save(folder, stem, facts.extension, data), facts.width, facts.height))
-    previews = [p for p in make_previews(contents) if p is not None]
-    return files, previews
+    return files
 
 
-def _succeeded(job: Job, files: Sequence[tuple[Path, int | None, int | None]], folder: Path) -> ImageResult:
+def _succeeded(
+    job: Job, files: Sequence[tuple[Path, int | None, int | None]], folder: Path, notes: Sequence[str] = ()
+) -> ImageResult:
     count = f"{len(files)} image{'s' if len(files) != 1 else ''}"
     cost = f"charged ${job.charged:g}" if job.charged is not None else f"estimated ${job.estimated_cost or 0:g}"
     message = (
         f"{count} from {job.model} (job {job.id}, {cost}), saved in {folder}. The previews are JPEGs "
         f"downscaled to at most {PREVIEW_MAX_EDGE} px; the files are full size."
     )
+    message = " ".join([message, *notes])
     return ImageResult(
         job_id=job.id,
         status="succeeded",

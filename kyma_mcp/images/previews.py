@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kyma_mcp.settings import Bounds
 from kyma_mcp.vision import image_mime_type
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ PREVIEW_MIME_TYPE = "image/jpeg"
 
 _QUALITIES = (85, 70, 55)
 _MIN_EDGE = 32
-MAX_SOURCE_PIXELS = 80_000_000
-"""Larger images get no preview: decoding them would take seconds and gigabytes (they are still saved)."""
+DEFAULT_MAX_PIXELS = Bounds().image_pixels
+"""Larger images get no preview (`Bounds.image_pixels`): decoding them would take seconds and gigabytes;
+they are still saved. The pixel count is read from the header, before anything is decoded."""
 
 
 @dataclass(frozen=True)
@@ -56,31 +58,40 @@ def base64_length(byte_count: int) -> int:
     return 4 * math.ceil(byte_count / 3)
 
 
-def inspect(data: bytes) -> ImageFacts:
+def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts:
     """The file extension and pixel size of a downloaded image; size is None where Pillow cannot tell (SVG)."""
     mime = image_mime_type(data[:16])
     if mime is not None:
         extension = mime.removeprefix("image/").replace("jpeg", "jpg")
     else:
         extension = "svg" if data[:256].lstrip().startswith((b"<svg", b"<?xml")) else "bin"
-    image = _open(data)
+    image = _open(data, max_pixels)
     if image is None:
         return ImageFacts(extension)
     return ImageFacts(extension, image.width, image.height)
 
 
-def make_previews(images: Sequence[bytes], budget_chars: int = PREVIEW_BUDGET_BASE64_CHARS) -> list[Preview | None]:
+def make_previews(
+    images: Sequence[bytes], budget_chars: int = PREVIEW_BUDGET_BASE64_CHARS, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[Preview | None]:
     """One preview per image (None where the bytes are not a raster image), together within the budget."""
-    share = budget_chars // max(1, len(images))
-    max_bytes = 3 * (share // 4)  # the largest payload whose base64 fits the share
-    return [_preview(data, max_bytes) for data in images]
+    return [preview(data, preview_share(len(images), budget_chars), max_pixels) for data in images]
 
 
-def _preview(data: bytes, max_bytes: int) -> Preview | None:
+def preview_share(count: int, budget_chars: int = PREVIEW_BUDGET_BASE64_CHARS) -> int:
+    """The most bytes one of `count` previews may take: the largest payload whose base64 fits its share."""
+    return 3 * ((budget_chars // max(1, count)) // 4)
+
+
+def preview(data: bytes, max_bytes: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preview | None:
+    """A JPEG preview of at most `max_bytes`; None for a non-raster image or one over `max_pixels`.
+
+    Blocking, and bounded by `max_pixels`: run it in a thread.
+    """
     from PIL import Image as PILImage
 
-    image = _open(data)
-    if image is None or image.width * image.height > MAX_SOURCE_PIXELS:
+    image = _open(data, max_pixels)
+    if image is None or image.width * image.height > max_pixels:
         return None
     try:
         image.load()
@@ -101,11 +112,13 @@ def _preview(data: bytes, max_bytes: int) -> Preview | None:
         edge = max(_MIN_EDGE, int(max(image.size) * min(0.9, 0.95 * math.sqrt(max_bytes / len(encoded)))))
 
 
-def _open(data: bytes) -> Image | None:
-    """The image, opened lazily (pixels not decoded yet), or None when it is not a raster image."""
+def _open(data: bytes, max_pixels: int) -> Image | None:
+    """The image, opened lazily (pixels not decoded yet), or None when it is not a raster image
+    or its header claims more than twice `max_pixels` (Pillow's decompression-bomb error)."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    PILImage.MAX_IMAGE_PIXELS = max_pixels  # set deliberately, not left at Pillow's default of ~179 MP
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)  # the size is checked before decoding
         try:

@@ -7,7 +7,9 @@ error answer mapped to a `KymaError` with the key scrubbed out of it.
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,11 +34,11 @@ from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TIER_0, TierLimits, tier_limits
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.progress import report_wait
-from kyma_mcp.settings import Settings
+from kyma_mcp.settings import Bounds, Settings
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 MAX_DOWNLOAD_REDIRECTS = 3
+_LAYER = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True)
@@ -49,32 +51,44 @@ class RouteInfo:
     fallback_layer: int | None
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RouteInfo:
-        layer = headers.get("x-kyma-fallback-layer", "")
+    def from_headers(cls, headers: Mapping[str, str], max_chars: int = Bounds().field_chars) -> RouteInfo:
+        layer = headers.get("x-kyma-fallback-layer", "").strip()
+        digits = _LAYER.fullmatch(layer) is not None
         return cls(
-            model_served=headers.get("x-kyma-model"),
-            alias=headers.get("x-kyma-alias"),
-            fallback_used=headers.get("x-kyma-fallback", "").lower() == "true" or layer.isdigit(),
-            fallback_layer=int(layer) if layer.isdigit() else None,
+            model_served=clip(headers.get("x-kyma-model"), max_chars),
+            alias=clip(headers.get("x-kyma-alias"), max_chars),
+            fallback_used=headers.get("x-kyma-fallback", "").lower() == "true" or digits,
+            fallback_layer=int(layer) if digits else None,
         )
+
+
+def clip(value: str | None, max_chars: int) -> str | None:
+    """A text field from Kyma as it may be echoed into a result: at most `max_chars`."""
+    return value if value is None or len(value) <= max_chars else value[: max_chars - 1] + "…"
 
 
 class ChatStream:
     """An open streamed chat completion: its route headers and its parsed SSE chunks."""
 
-    def __init__(self, response: httpx2.Response, secrets: tuple[str, ...]) -> None:
+    def __init__(self, response: httpx2.Response, secrets: tuple[str, ...], bounds: Bounds) -> None:
         self._response = response
         self._secrets = secrets
-        self.route = RouteInfo.from_headers(response.headers)
+        self._bounds = bounds
+        self.route = RouteInfo.from_headers(response.headers, bounds.field_chars)
+        self.bytes_read = 0
+        self.cut = False
+        """True when reading stopped at `Bounds.stream_bytes`: what arrived is kept, the rest unread."""
 
     async def chunks(self) -> AsyncGenerator[JSONObject]:
-        """Yield each `chat.completion.chunk` until `data: [DONE]`.
+        """Yield each `chat.completion.chunk` until `data: [DONE]` (or the stream byte bound).
 
         Raises:
-            UpstreamUnavailableError: the connection broke before `[DONE]`.
+            UpstreamUnavailableError: the connection broke before `[DONE]`, a line was over the
+                bound, or the answer is not an event stream.
         """
+        await self._check_content_type()
         try:
-            lines = self._response.aiter_lines()
+            lines = self._lines()
             async for line in lines:
                 if not line.startswith("data:"):
                     continue
@@ -86,11 +100,48 @@ class ChatStream:
                 chunk = json.loads(data)
                 if isinstance(chunk, dict):
                     yield chunk  # pyright: ignore[reportUnknownArgumentType]
-        except (httpx2.TransportError, ValueError) as exc:
+        except (httpx2.TransportError, httpx2.DecodingError, ValueError, RecursionError) as exc:
             raise UpstreamUnavailableError(
                 redact(f"The stream from Kyma broke off ({type(exc).__name__}).", self._secrets)
             ) from None
+        if self.cut:
+            return
         raise UpstreamUnavailableError("The stream from Kyma ended without its closing [DONE] marker.")
+
+    async def _lines(self) -> AsyncGenerator[str]:
+        """The stream's lines, each at most `Bounds.sse_line_bytes`; ends early at `Bounds.stream_bytes`."""
+        pending = bytearray()
+        async for data in self._response.aiter_bytes():
+            self.bytes_read += len(data)
+            if self.bytes_read > self._bounds.stream_bytes:
+                self.cut = True
+                return
+            scan_from = len(pending)
+            pending += data
+            start = 0
+            while (end := pending.find(b"\n", scan_from)) >= 0:
+                yield pending[start:end].rstrip(b"\r").decode("utf-8", "replace")
+                start = scan_from = end + 1
+            del pending[:start]
+            if len(pending) > self._bounds.sse_line_bytes:
+                raise UpstreamUnavailableError(
+                    f"Kyma's stream sent a line longer than {self._bounds.sse_line_bytes:,} bytes "
+                    "(KYMA_MAX_SSE_LINE_BYTES); it was not read further."
+                )
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    async def _check_content_type(self) -> None:
+        """A 200 that is not an event stream (an HTML page, a JSON object) is reported as what it is."""
+        kind = self._response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not kind.endswith(("html", "xml", "json")):
+            return  # event streams, and the text/plain some proxies label them with
+        body = await _read_prefix(self._response, self._bounds.error_bytes)
+        said = redact(upstream_message(body), self._secrets)
+        raise UpstreamUnavailableError(
+            f"Kyma answered {self._response.status_code} with {clip(kind, 60)} instead of an event stream "
+            f"({said}). Check KYMA_BASE_URL points at Kyma's API (…/v1), then retry."
+        )
 
 
 class KymaClient:
@@ -123,19 +174,26 @@ class KymaClient:
     def secrets(self) -> tuple[str, ...]:
         return self._secrets
 
+    @property
+    def bounds(self) -> Bounds:
+        return self._settings.bounds
+
     async def list_models(self) -> JSONObject:
-        """The live catalog document (`data`, and on Kyma `aliases`) from `GET /models`.
+        """The live catalog document (`data`, and on Kyma `aliases`) from `GET /models`, read up to
+        `Bounds.catalog_bytes`, keeping at most `Bounds.catalog_models` entries.
 
         Public on Kyma, but the key is sent when set: other OpenAI-compatible gateways require it.
         """
-        body = await self._get_json("models", auth=bool(self._key))
-        if not isinstance(body.get("data"), list):
+        body = await self._get_json("models", auth=bool(self._key), max_bytes=self.bounds.catalog_bytes)
+        data = body.get("data")
+        if not isinstance(data, list):
             raise UpstreamUnavailableError("The gateway's model list had no 'data' array; retry later.")
+        body["data"] = data[: self.bounds.catalog_models]
         return body
 
     async def get_pricing(self) -> JSONObject:
         """Kyma's public price list (`GET /pricing`, `text` and `media` rows), its source of truth for prices."""
-        return await self._get_json("pricing", auth=bool(self._key))
+        return await self._get_json("pricing", auth=bool(self._key), max_bytes=self.bounds.catalog_bytes)
 
     async def get_balance(self) -> JSONObject:
         return await self._get_json("credits/balance", auth=True)
@@ -166,8 +224,8 @@ class KymaClient:
         """
         request = self._build("POST", "images/generations", auth=True, json=payload)
         request.headers["Idempotency-Key"] = str(payload["idempotency_key"])
-        response = await self._send(request, stream=False, model=payload.get("model"), idempotent=True, paced=True)
-        return _json_object(response)
+        response = await self._send(request, model=payload.get("model"), idempotent=True, paced=True)
+        return await self._json_object(response, self.bounds.json_bytes)
 
     async def get_job(self, job_id: str) -> JSONObject:
         """An image job's current state (`GET /jobs/{id}`).
@@ -178,49 +236,74 @@ class KymaClient:
         path = f"jobs/{quote(job_id, safe='')}"
         unknown = InvalidRequestError(
             f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
-            "(jobs are visible only to the key that submitted them), or call generate_image to start a new one."
+            "(jobs are visible only to the key that submitted them)."
         )
-        response = await self._send(self._build("GET", path, auth=True), stream=False, model=None, not_found=unknown)
-        return _json_object(response)
+        response = await self._send(self._build("GET", path, auth=True), model=None, not_found=unknown)
+        return await self._json_object(response, self.bounds.json_bytes)
 
-    async def download(self, url: str) -> bytes:
-        """The file at an absolute http(s) URL Kyma returned (an image), at most `MAX_DOWNLOAD_BYTES`.
+    async def download(self, url: str, budget: ByteBudget) -> bytes:
+        """The image file at an absolute http(s) URL Kyma returned, at most `Bounds.download_bytes`
+        and what is left of the call's `budget`.
 
-        The API key is never sent: the file may live on another host. Redirects are followed a few times.
+        The API key is never sent: the file may live on another host. Redirects are followed at
+        most `MAX_DOWNLOAD_REDIRECTS` times, and only to https or to the gateway's own host.
 
         Raises:
-            UpstreamUnavailableError: not an http(s) URL, too large, too many redirects, or the transfer broke.
+            UpstreamUnavailableError: not an http(s) URL, a redirect elsewhere, too large, not an
+                image, or the transfer broke.
         """
-        for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
+        shown = shown_url(url)
+        for hop in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            if hop and not self._may_redirect_to(url):
+                raise UpstreamUnavailableError(f"The download redirected to {shown_url(url)}, which is not https.")
             if urlsplit(url).scheme not in ("http", "https"):
-                raise UpstreamUnavailableError(f"Kyma gave a file URL that is not http(s): '{url[:200]}'.")
-            response = await self._send(self._build("GET", url, auth=False), stream=True, model=None)
+                raise UpstreamUnavailableError(f"Kyma gave a file URL that is not http(s): '{shown_url(url)}'.")
+            response = await self._send(self._build("GET", url, auth=False), model=None, redirects=True)
             try:
                 if response.is_redirect:
-                    url = str(response.url.join(response.headers["location"]))
+                    url = str(response.url.join(response.headers.get("location", "")))
                     continue
-                return await _read_capped(response, MAX_DOWNLOAD_BYTES)
-            except httpx2.TransportError as exc:
-                raise UpstreamUnavailableError(
-                    f"The download of {url[:200]} broke off ({type(exc).__name__}); retry."
-                ) from None
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind and not kind.startswith(("image/", "application/octet-stream", "binary/")):
+                    raise UpstreamUnavailableError(f"{shown} is {clip(kind, 60)}, not an image; it was not downloaded.")
+                return await _read_capped(response, self.bounds.download_bytes, budget)
+            except (httpx2.TransportError, httpx2.DecodingError) as exc:
+                broke = f"The download of {shown} broke off ({type(exc).__name__}); retry."
+                raise UpstreamUnavailableError(broke) from None
             finally:
                 await response.aclose()
-        raise UpstreamUnavailableError(f"{url[:200]} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.")
+        raise UpstreamUnavailableError(f"{shown} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.")
+
+    def _may_redirect_to(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme == "https" or parts.netloc == urlsplit(self._settings.base_url).netloc
 
     @asynccontextmanager
     async def chat_stream(self, payload: JSONObject) -> AsyncGenerator[ChatStream]:
         """Open a streamed `POST /chat/completions`; closing the block aborts the request."""
         request = self._build("POST", "chat/completions", auth=True, json={**payload, "stream": True})
-        response = await self._send(request, stream=True, model=payload.get("model"), paced=True)
+        response = await self._send(request, model=payload.get("model"), paced=True)
         try:
-            yield ChatStream(response, self._secrets)
+            yield ChatStream(response, self._secrets, self.bounds)
         finally:
             await response.aclose()
 
-    async def _get_json(self, path: str, *, auth: bool) -> JSONObject:
-        response = await self._send(self._build("GET", path, auth=auth), stream=False, model=None)
-        return _json_object(response)
+    async def _get_json(self, path: str, *, auth: bool, max_bytes: int | None = None) -> JSONObject:
+        response = await self._send(self._build("GET", path, auth=auth), model=None)
+        return await self._json_object(response, max_bytes or self.bounds.json_bytes)
+
+    async def _json_object(self, response: httpx2.Response, max_bytes: int) -> JSONObject:
+        """The JSON object a successful Kyma answer carries, read up to `max_bytes`."""
+        what = f"{response.request.method} /{response.request.url.path.rsplit('/v1/', 1)[-1].lstrip('/')}"
+        try:
+            body = await _read_capped(response, max_bytes)
+        except (httpx2.TransportError, httpx2.DecodingError) as exc:
+            raise UpstreamUnavailableError(
+                f"Kyma's answer to {what} broke off or could not be decoded ({type(exc).__name__}); retry later."
+            ) from None
+        finally:
+            await response.aclose()
+        return parse_json_object(body, what)
 
     def _build(self, method: str, path: str, *, auth: bool, json: JSONObject | None = None) -> httpx2.Request:
         headers: dict[str, str] = {}
@@ -234,11 +317,11 @@ class KymaClient:
         self,
         request: httpx2.Request,
         *,
-        stream: bool,
         model: object,
         idempotent: bool | None = None,
         paced: bool = False,
         not_found: KymaError | None = None,
+        redirects: bool = False,
     ) -> httpx2.Response:
         """Send a request with pacing and retries, all inside the caller's deadline.
 
@@ -248,6 +331,8 @@ class KymaClient:
         connection or one of those statuses, never after a response has started.
 
         A 404 is `not_found` when given (an unknown job), else `[model_not_found]` for `model`.
+        The response is returned unread (the caller reads it within its bounds); a redirect is
+        an error unless `redirects` (a download follows them itself).
 
         Raises:
             KymaError: the final failure, saying how often it was retried and when to try again.
@@ -260,12 +345,15 @@ class KymaClient:
             if paced:
                 await self._pace(model_id, deadline)
             try:
-                response = await self._http.send(request, stream=stream)
+                response = await self._http.send(request, stream=True)
             except httpx2.TransportError as exc:
                 failure = self._transport_failure(request, exc, retryable=idempotent or isinstance(exc, _NOT_SENT))
             else:
-                if response.status_code < 400:
+                if response.status_code < 300 or (response.status_code < 400 and redirects):
                     return response
+                if response.status_code < 400:
+                    await response.aclose()
+                    raise self._redirect_error(response)
                 failure = await self._status_failure(response, model_id, not_found)
             wait = failure.retry_after if failure.retry_after is not None else _backoff_seconds(retried)
             out_of_tries = retried >= self._settings.max_retries or wait > MAX_RETRY_AFTER_SECONDS
@@ -280,8 +368,12 @@ class KymaClient:
     async def _status_failure(
         self, response: httpx2.Response, model: str | None, not_found: KymaError | None
     ) -> _Failure:
-        body = await response.aread()
-        await response.aclose()
+        try:
+            body = await _read_prefix(response, self.bounds.error_bytes)
+        except (httpx2.TransportError, httpx2.DecodingError):
+            body = b""
+        finally:
+            await response.aclose()
         status = response.status_code
         hinted = retry_after_seconds(response.headers)
         if status == 429 and hinted:
@@ -303,6 +395,16 @@ class KymaClient:
             )
 
         return _Failure(status in RETRYABLE_STATUSES, hinted, describe)
+
+    def _redirect_error(self, response: httpx2.Response) -> UpstreamUnavailableError:
+        where = shown_url(response.headers.get("location", "")) or "nowhere"
+        return UpstreamUnavailableError(
+            redact(
+                f"Kyma answered {response.status_code}, a redirect to {where}, instead of an answer. "
+                f"Check KYMA_BASE_URL ({shown_url(self._settings.base_url)}) is Kyma's API address, then retry.",
+                self._secrets,
+            )
+        )
 
     def _transport_failure(self, request: httpx2.Request, exc: httpx2.TransportError, *, retryable: bool) -> _Failure:
         def describe(retried: int, wait: float | None) -> KymaError:
@@ -375,63 +477,130 @@ def _backoff_seconds(retried: int) -> float:
     return min(BACKOFF_BASE_SECONDS * 2**retried, BACKOFF_MAX_SECONDS) * (1 - 0.25 * random.random())
 
 
+MAX_RETRY_AFTER_HINT_SECONDS = 86_400.0
+"""A hint longer than a day is read as a day (it is not waited for either way)."""
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or HTTP date).
+
+    None when there is no usable hint, so normal backoff applies: absent, unreadable, not finite,
+    zero, negative, or a date in the past.
+    """
+    millis = _finite(headers.get("retry-after-ms"))
+    if millis is not None:
+        return _usable(millis / 1000)
+    value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return _usable(seconds)
     from datetime import UTC, datetime
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    if when.tzinfo is None:  # "-0000" means UTC with no zone given (RFC 5322): the datetime is naive
+        when = when.replace(tzinfo=UTC)
+    return _usable((when - datetime.now(UTC)).total_seconds())
 
 
-def _json_object(response: httpx2.Response) -> JSONObject:
-    """The JSON object a successful Kyma answer carries."""
-    what = f"{response.request.method} {response.request.url.path}"
+def _finite(text: str | None) -> float | None:
     try:
-        body = response.json()
+        value = float(text) if text else None
     except ValueError:
-        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not JSON; retry later.") from None
-    if not isinstance(body, dict):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _usable(seconds: float) -> float | None:
+    return min(seconds, MAX_RETRY_AFTER_HINT_SECONDS) if seconds > 0 else None
+
+
+def parse_json_object(body: bytes, what: str) -> JSONObject:
+    """The JSON object in `body`.
+
+    Raises:
+        UpstreamUnavailableError: not JSON (or nested too deeply to read), or not an object.
+    """
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not readable JSON; retry later.") from None
+    if not isinstance(parsed, dict):
         raise UpstreamUnavailableError(f"Kyma's answer to {what} was not a JSON object; retry later.")
-    return body  # pyright: ignore[reportUnknownVariableType]
+    return parsed  # pyright: ignore[reportUnknownVariableType]
 
 
-async def _read_capped(response: httpx2.Response, max_bytes: int) -> bytes:
+class ByteBudget:
+    """What is left of a call's byte bound, shared by the downloads of one call."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+
+def shown_url(url: str) -> str:
+    """An URL as it may be shown: no user:password, no query (signatures, tokens), at most 200 characters."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    shown = f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
+    return shown if len(shown) <= 200 else shown[:199] + "…"
+
+
+async def _read_capped(response: httpx2.Response, max_bytes: int, budget: ByteBudget | None = None) -> bytes:
     """The whole body of a streamed response, refusing one larger than `max_bytes`."""
+    what = shown_url(str(response.url))
     too_large = UpstreamUnavailableError(
-        f"The file at {str(response.url)[:200]} is larger than {max_bytes // 1_048_576} MB; it was not downloaded."
+        f"The answer from {what} is larger than {max_bytes:,} bytes (a KYMA_MAX_* bound); it was not read."
+    )
+    over_budget = UpstreamUnavailableError(
+        f"The images of this call passed {budget.total if budget else 0:,} bytes together "
+        f"(KYMA_MAX_IMAGE_BYTES_PER_CALL); {what} was not read."
     )
     declared = response.headers.get("content-length", "")
+    if declared.isdigit() and budget is not None and int(declared) > budget.left:
+        raise over_budget
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
+        size += len(chunk)
+        if budget is not None:
+            budget.left -= len(chunk)
+            if budget.left < 0:
+                raise over_budget
+        if size > max_bytes:
             raise too_large
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_prefix(response: httpx2.Response, max_bytes: int) -> bytes:
+    """At most the first `max_bytes` of a streamed body (an error's text: the rest is not needed)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk[: max_bytes - size])
+        size += len(chunks[-1])
+        if size >= max_bytes:
+            break
+    return b"".join(chunks)
 
 
 def _json_field(body: bytes, field: str) -> str | None:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = payload.get("error") if isinstance(payload, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     value = error.get(field) if isinstance(error, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
