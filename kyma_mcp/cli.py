@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kyma_mcp.demo:main", "the whole product offline: the emulator, the tools, what an agent sees"),
     "install": ("kyma_mcp.install.command:install_main", "add kyma-mcp to an MCP host's config"),
     "uninstall": ("kyma_mcp.install.command:uninstall_main", "remove kyma-mcp from an MCP host's config"),
+    "doctor": ("kyma_mcp.doctor:main", "check the key, the gateway, the catalog and host configs, with fixes"),
     "emulator": ("kyma_mcp.emulator:main", "run the local Kyma gateway emulator"),
 }
 """name -> ("module:function" taking the remaining arguments and returning an exit code, one-line help).

@@ -59,7 +59,7 @@ def test_help_lists_subcommands_options_and_environment(capsys: pytest.CaptureFi
     assert "KYMA_LOG_LEVEL" in out
 
 
-@pytest.mark.parametrize("subcommand", ["demo", "install", "uninstall", "emulator"])
+@pytest.mark.parametrize("subcommand", ["demo", "install", "uninstall", "doctor", "emulator"])
 def test_every_subcommand_prints_help_instead_of_running(subcommand: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([subcommand, "--help"])

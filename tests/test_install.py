@@ -379,7 +379,7 @@ def test_the_launch_is_the_running_console_script(tmp_path: Path) -> None:
 def test_serving_imports_neither_the_installer_nor_tomlkit() -> None:
     code = (
         "import sys, kyma_mcp.cli, kyma_mcp.server\n"
-        "loaded = [m for m in sys.modules if m.startswith('kyma_mcp.install') or m.startswith('tomlkit')]\n"
+        "loaded = [m for m in sys.modules if m.startswith(('kyma_mcp.install', 'kyma_mcp.doctor', 'tomlkit'))]\n"
         "print(loaded)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
