@@ -16,6 +16,7 @@ into MCP `ToolError`s; nothing else reaches the model.
       JobFailedError            [job_failed]
       PathDeniedError           [path_denied]
       BudgetExceededError       [budget_exceeded]       a cap, a budget or the user said no; nothing was spent
+      StoreUnavailableError     [store_unavailable]     the store (threads, ledger, job journal) cannot be used
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ class PathDeniedError(KymaError):
 
 class BudgetExceededError(KymaError):
     word = "budget_exceeded"
+
+
+class StoreUnavailableError(KymaError):
+    word = "store_unavailable"
+
+
+def store_error(where: str, problem: str, *, corrupt: bool = False) -> StoreUnavailableError:
+    """The store at `where` cannot be used; stateless calls keep working, so say so."""
+    fix = (
+        "Move that file aside (kyma-mcp then starts a new one) or set KYMA_STORE=off"
+        if corrupt
+        else "Fix that (free disk space, close the other program, check KYMA_STORE_URL) or set KYMA_STORE=off"
+    )
+    return StoreUnavailableError(
+        f"kyma-mcp's store ({where}) cannot be used: {problem}. Calls without conversation_id still work. "
+        f"{fix}, then retry."
+    )
 
 
 def missing_key_error(endpoint: str) -> AuthMissingError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -81,6 +82,9 @@ class Settings(BaseModel):
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
     bounds: Bounds = Bounds()
+    store: Literal["on", "off"] = "on"
+    store_url: SecretStr | None = None
+    conversation_days: int = Field(default=30, ge=1, le=36_500)
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
@@ -105,6 +109,16 @@ class Settings(BaseModel):
         if not value.is_absolute():
             raise ValueError("must be an absolute path (hosts start servers in arbitrary folders)")
         return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else ""
+        if value is None or url.startswith(("postgresql://", "postgres://")):
+            return value
+        if url.startswith("sqlite://") and Path(url.removeprefix("sqlite://")).is_absolute():
+            return value
+        raise ValueError("must be postgresql://user:password@host/database or sqlite:///absolute/path.sqlite3")
 
     @property
     def has_api_key(self) -> bool:
@@ -152,8 +166,11 @@ _ENV_FIELDS = {
     "KYMA_MCP_AUTH_TOKEN": "mcp_auth_token",
     "KYMA_MCP_ALLOWED_HOSTS": "mcp_allowed_hosts",
     "KYMA_MCP_ALLOWED_ORIGINS": "mcp_allowed_origins",
+    "KYMA_STORE": "store",
+    "KYMA_STORE_URL": "store_url",
+    "KYMA_CONVERSATION_DAYS": "conversation_days",
 }
-_SECRET_FIELDS = {"api_key", "mcp_auth_token"}
+_SECRET_FIELDS = {"api_key", "mcp_auth_token", "store_url"}
 
 
 def environment_defaults() -> list[tuple[str, str]]:

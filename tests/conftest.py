@@ -1,6 +1,7 @@
 """Shared fixtures: the anyio backend, a Kyma emulator on loopback, and MCP clients in both protocol eras."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,3 +53,30 @@ def connect(emulator: EmulatorHandle, era: str) -> ConnectFactory:
         return Client(server) if era == "auto" else Client(server, mode="legacy")
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """One throwaway PostgreSQL server for the session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """`KYMA_STORE_URL` of an empty store: a SQLite file in tmp_path, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'store.sqlite3'}"
+        return
+    from tests.postgres import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_server_url")) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform data folder (default store and images) of each test is its own temporary folder."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))

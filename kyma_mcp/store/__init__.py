@@ -1,0 +1,103 @@
+"""kyma-mcp's durable state: one `Store` interface over SQLite (default), memory or PostgreSQL.
+
+Where it lives (`KYMA_STORE`, `KYMA_STORE_URL`):
+- default: `store.sqlite3` in the platform data folder that also holds `images/`
+  (e.g. `~/.local/share/kyma-mcp/` on Linux), WAL, busy timeout, mode 0600;
+- `KYMA_STORE_URL=sqlite:///absolute/path.sqlite3`: another SQLite file;
+- `KYMA_STORE_URL=postgresql://user:pass@host/db`: PostgreSQL, shared by replicas (`pip install kyma-mcp[postgres]`);
+- `KYMA_STORE=off`: SQLite in memory, nothing written to disk, gone when the process exits.
+
+Nothing is opened at import: `StoreHandle.get()` opens (and migrates) on first use, so start-up
+costs nothing and a broken database only affects the calls that need it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+
+from kyma_mcp.settings import Settings
+from kyma_mcp.store.api import Store
+
+__all__ = ["Store", "StoreHandle", "default_path", "open_store"]
+
+STORE_FILE = "store.sqlite3"
+PRUNE_EVERY_SECONDS = 3600.0
+"""Old conversations are pruned when the store opens, then at most this often."""
+SECONDS_PER_DAY = 86_400
+
+
+def default_path() -> Path:
+    import platformdirs  # lazy: only opening the store needs it
+
+    return platformdirs.user_data_path("kyma-mcp", appauthor=False) / STORE_FILE
+
+
+async def open_store(settings: Settings) -> Store:
+    """Open (and migrate) the store `settings` name.
+
+    Raises:
+        StoreUnavailableError: the database cannot be opened, read or migrated.
+    """
+    url = settings.store_url.get_secret_value() if settings.store_url is not None else None
+    if settings.store == "off":
+        from kyma_mcp.store.sqlite import SQLiteDatabase
+
+        database = await SQLiteDatabase.open(None)
+    elif url is not None and url.startswith(("postgresql://", "postgres://")):
+        from kyma_mcp.store.postgres import PostgresDatabase
+
+        database = await PostgresDatabase.open(url)
+    else:
+        from kyma_mcp.store.sqlite import SQLiteDatabase
+
+        database = await SQLiteDatabase.open(Path(url.removeprefix("sqlite://")) if url else default_path())
+    store = Store(database)
+    try:
+        await store.migrate()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+        raise
+    return store
+
+
+class StoreHandle:
+    """The server's store, opened on first use and pruned lazily of conversations past retention.
+
+    A failure to open is not remembered: the next call tries again (a full disk may be freed).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Store | None = None
+        self._lock = anyio.Lock()
+        self._pruned_at = 0.0
+
+    async def get(self) -> Store:
+        """The open store.
+
+        Raises:
+            StoreUnavailableError: it cannot be opened.
+        """
+        if self._store is None:
+            async with self._lock:
+                if self._store is None:
+                    self._store = await open_store(self._settings)
+        store = self._store
+        if time.time() - self._pruned_at > PRUNE_EVERY_SECONDS:
+            self._pruned_at = time.time()
+            await prune(store, self._settings)
+        return store
+
+    async def aclose(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await store.aclose()
+
+
+async def prune(store: Store, settings: Settings) -> int:
+    """Delete conversations not updated for `KYMA_CONVERSATION_DAYS` days; how many went."""
+    return await store.prune_conversations(updated_before=time.time() - settings.conversation_days * SECONDS_PER_DAY)

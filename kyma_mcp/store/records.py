@@ -1,0 +1,113 @@
+"""The rows the store keeps, as plain frozen values: what callers pass in and get back.
+
+Money is integer micro-US-dollars (`*_micros`, 1 USD = 1,000,000) so sums are exact; times are
+Unix epoch seconds (floats) so both backends sort and compare them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TurnStatus = Literal["pending", "complete", "failed", "interrupted"]
+"""`pending` is written before the request is sent; a crash leaves it, and the next turn marks it
+`interrupted`. Only `complete` turns are ever sent again as history."""
+
+LedgerStatus = Literal["reserved", "settled", "released"]
+JobStatus = Literal["submitting", "queued", "running", "succeeded", "failed", "unknown"]
+
+MICROS_PER_USD = 1_000_000
+
+
+def to_micros(usd: float | None) -> int:
+    return round((usd or 0.0) * MICROS_PER_USD)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    system: str | None
+    created_at: float
+    updated_at: float
+    turns: int = 0
+    cost_micros: int = 0
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """What is known before a turn is sent: the caller's messages (images as references) and model."""
+
+    messages_json: str
+    model_requested: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """How a turn ended; written once, after the reply (or the failure)."""
+
+    status: TurnStatus
+    reply: str = ""
+    model_served: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_micros: int = 0
+    latency_ms: int | None = None
+    finish_reason: str | None = None
+    error_word: str | None = None
+    prompt_chars: int | None = None
+    """Characters of the whole request sent for this turn: with `prompt_tokens`, the measured chars per token."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation_id: str
+    seq: int
+    messages_json: str
+    model_requested: str
+    created_at: float
+    outcome: TurnOutcome = field(default_factory=lambda: TurnOutcome(status="pending"))
+
+    @property
+    def status(self) -> TurnStatus:
+        return self.outcome.status
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    period: str
+    tool: str
+    status: LedgerStatus
+    reserved_micros: int
+    settled_micros: int | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class PeriodSpend:
+    """A period's money: settled (charged) and still reserved (in flight); `total` is what counts against a budget."""
+
+    settled_micros: int
+    reserved_micros: int
+
+    @property
+    def total_micros(self) -> int:
+        return self.settled_micros + self.reserved_micros
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image job, recorded before its submit is sent (so `job_id` may still be None)."""
+
+    idempotency_key: str
+    model: str
+    prompt_words: str
+    status: JobStatus
+    created_at: float
+    updated_at: float
+    job_id: str | None = None
+    files: tuple[str, ...] = ()

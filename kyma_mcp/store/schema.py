@@ -1,0 +1,80 @@
+"""The store's schema as forward migrations: version N's statements turn a version N-1 database
+into version N. Both backends run the same SQL (portable types only: TEXT, INTEGER, BIGINT,
+DOUBLE PRECISION); a database newer than this code is refused rather than guessed at.
+
+Version 1:
+
+    conversations  id PK · title · system · created_at · updated_at · turns · cost_micros · models (JSON)
+                   · lease_owner · lease_until           (who is writing a turn, until when)
+    turns          (conversation_id → conversations, seq) PK · status · messages (JSON) · model_requested
+                   · model_served · reply · prompt_tokens · completion_tokens · cost_micros · latency_ms
+                   · finish_reason · error_word · prompt_chars · created_at · updated_at
+    spend_ledger   id PK · period · tool · status (reserved|settled|released) · reserved_micros
+                   · settled_micros · created_at · updated_at
+    image_jobs     idempotency_key PK · job_id (unique) · model · prompt_words · status · files (JSON)
+                   · created_at · updated_at
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            system TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            turns INTEGER NOT NULL DEFAULT 0,
+            cost_micros BIGINT NOT NULL DEFAULT 0,
+            models TEXT NOT NULL DEFAULT '[]',
+            lease_owner TEXT,
+            lease_until DOUBLE PRECISION
+        )""",
+        "CREATE INDEX conversations_updated ON conversations (updated_at)",
+        """CREATE TABLE turns (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            model_requested TEXT NOT NULL,
+            model_served TEXT,
+            reply TEXT NOT NULL DEFAULT '',
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost_micros BIGINT NOT NULL DEFAULT 0,
+            latency_ms INTEGER,
+            finish_reason TEXT,
+            error_word TEXT,
+            prompt_chars INTEGER,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        )""",
+        """CREATE TABLE spend_ledger (
+            id TEXT PRIMARY KEY,
+            period TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reserved_micros BIGINT NOT NULL,
+            settled_micros BIGINT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX spend_ledger_period ON spend_ledger (period, status)",
+        """CREATE TABLE image_jobs (
+            idempotency_key TEXT PRIMARY KEY,
+            job_id TEXT UNIQUE,
+            model TEXT NOT NULL,
+            prompt_words TEXT NOT NULL,
+            status TEXT NOT NULL,
+            files TEXT NOT NULL DEFAULT '[]',
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX image_jobs_updated ON image_jobs (updated_at)",
+    ),
+)
+"""MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""
+
+SCHEMA_VERSION = len(MIGRATIONS)

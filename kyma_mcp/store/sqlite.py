@@ -1,0 +1,126 @@
+"""The embedded backend: a SQLite file (or memory) through the stdlib `sqlite3`, off the event loop.
+
+Why stdlib and not an async wrapper: `sqlite3` ships with Python (no dependency), and the only thing
+a wrapper such as aiosqlite adds is running calls on a thread, which `anyio.to_thread` already does
+here in a few lines. One connection per process, used by one transaction at a time (an `anyio.Lock`);
+other processes are kept consistent by SQLite itself: WAL journal, a busy timeout, and write
+transactions that take the write lock up front (`BEGIN IMMEDIATE`).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from kyma_mcp.errors import StoreUnavailableError, store_error
+from kyma_mcp.store.database import Row
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process's write before the store reports it locked."""
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+class SQLiteDatabase:
+    """A SQLite database; `path=None` keeps it in memory (nothing on disk, gone with the process)."""
+
+    def __init__(self, connection: sqlite3.Connection, where: str) -> None:
+        self._connection = connection
+        self._lock = anyio.Lock()
+        self.where = where
+
+    @classmethod
+    async def open(cls, path: Path | None) -> SQLiteDatabase:
+        where = str(path) if path is not None else "memory (KYMA_STORE=off)"
+        connection = await _run(where, _connect, path)
+        return cls(connection, where)
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool, lock: str | None = None) -> AsyncGenerator[_Transaction]:
+        # `lock` needs nothing more here: BEGIN IMMEDIATE already serialises every writer of the file.
+        del lock
+        async with self._lock:
+            await self._call(self._connection.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _Transaction(self)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._call(self._connection.rollback)
+                raise
+            with anyio.CancelScope(shield=True):
+                await self._call(self._connection.commit)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._call(self._connection.close)
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await _run(self.where, function, *args)
+
+
+class _Transaction:
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        cursor: sqlite3.Cursor = await self._database._call(self._database._connection.execute, sql, params)  # pyright: ignore[reportPrivateUsage]
+        return cursor.rowcount
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        def query() -> list[Row]:
+            return self._database._connection.execute(sql, params).fetchall()  # pyright: ignore[reportPrivateUsage]
+
+        return await self._database._call(query)  # pyright: ignore[reportPrivateUsage]
+
+
+def _connect(path: Path | None) -> sqlite3.Connection:
+    if path is None:
+        target = ":memory:"
+    else:
+        path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it: prompts are private. SQLite gives the -wal and -shm
+        # files the database file's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        os.chmod(path, FILE_MODE)
+        target = str(path)
+    connection = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if path is not None:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a corrupt file fails here
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+async def _run(where: str, function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await anyio.to_thread.run_sync(function, *args)
+    except sqlite3.Error as exc:
+        raise _translate(where, exc) from None
+    except OSError as exc:
+        raise store_error(where, f"cannot open the file ({exc.strerror or 'OS error'})") from None
+
+
+def _translate(where: str, exc: sqlite3.Error) -> StoreUnavailableError:
+    name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return store_error(where, f"the database stayed locked by another program for over {BUSY_TIMEOUT_MS // 1000} s")
+    if name.startswith("SQLITE_FULL"):
+        return store_error(where, "the disk is full")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return store_error(where, "the file is not a readable SQLite database (corrupt or not ours)", corrupt=True)
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_IOERR")):
+        return store_error(where, f"the file cannot be written ({name})")
+    return store_error(where, f"SQLite failed ({name})")

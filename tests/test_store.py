@@ -1,0 +1,293 @@
+"""The store's interface, run against SQLite and a real PostgreSQL (the same tests for both)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from kyma_mcp.errors import StoreUnavailableError
+from kyma_mcp.settings import ConfigError, Settings
+from kyma_mcp.store import Store, StoreHandle, default_path, open_store
+from kyma_mcp.store.records import Conversation, ImageJob, NewTurn, TurnOutcome
+from kyma_mcp.store.schema import SCHEMA_VERSION
+
+pytestmark = pytest.mark.anyio
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    return Settings.model_validate({"store_url": url} | overrides)
+
+
+def thread(conversation_id: str = "c1", system: str | None = None) -> Conversation:
+    return Conversation(id=conversation_id, title="hello", system=system, created_at=0, updated_at=0)
+
+
+def user_turn(text: str, model: str = "qwen-3.6-plus", at: float | None = None) -> NewTurn:
+    return NewTurn(
+        messages_json=json.dumps([{"role": "user", "content": text}]),
+        model_requested=model,
+        created_at=time.time() if at is None else at,
+    )
+
+
+def file_modes(folder: Path) -> dict[str, int]:
+    """Every file under `folder` (recursively) and its permission bits."""
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*") if p.is_file()}
+
+
+async def test_schema_is_created_once_and_reopening_keeps_data(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    await store.begin_turn(
+        thread(), user_turn("hi"), create=True, owner="o", lease_until=time.time() + 60, replace_system=False
+    )
+    await store.aclose()
+    again = await open_store(settings_for(store_url))
+    assert await again.migrate() == SCHEMA_VERSION
+    conversation = await again.conversation("c1")
+    assert conversation is not None
+    assert conversation.title == "hello"
+    await again.aclose()
+
+
+async def test_a_turn_is_pending_until_finished_and_totals_follow(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    began = await store.begin_turn(
+        thread(system="be brief"),
+        user_turn("hi"),
+        create=True,
+        owner="o",
+        lease_until=time.time() + 60,
+        replace_system=False,
+    )
+    assert began == (1, [])
+    assert [t.status for t in await store.turns("c1")] == ["pending"]
+    outcome = TurnOutcome(
+        status="complete",
+        reply="hello!",
+        model_served="qwen-3.6-plus",
+        prompt_tokens=12,
+        completion_tokens=3,
+        cost_micros=42,
+        latency_ms=100,
+        finish_reason="stop",
+        prompt_chars=40,
+    )
+    await store.finish_turn("c1", 1, outcome, owner="o", now=time.time())
+    (turn,) = await store.turns("c1")
+    assert turn.outcome == outcome
+    conversation = await store.conversation("c1")
+    assert conversation is not None
+    assert (conversation.turns, conversation.cost_micros, conversation.models, conversation.system) == (
+        1,
+        42,
+        ("qwen-3.6-plus",),
+        "be brief",
+    )
+    second = await store.begin_turn(
+        thread(system="be long"),
+        user_turn("more", "deepseek-r1"),
+        create=False,
+        owner="p",
+        lease_until=time.time() + 60,
+        replace_system=True,
+    )
+    assert second is not None
+    assert second[0] == 2
+    assert [t.seq for t in second[1]] == [1]
+    conversation = await store.conversation("c1")
+    assert conversation is not None
+    assert conversation.system == "be long"
+    await store.aclose()
+
+
+async def test_the_lease_keeps_a_second_turn_out_until_released_or_expired(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    now = time.time()
+    await store.begin_turn(
+        thread(), user_turn("one"), create=True, owner="a", lease_until=now + 60, replace_system=False
+    )
+    assert (
+        await store.begin_turn(
+            thread(), user_turn("two"), create=False, owner="b", lease_until=now + 60, replace_system=False
+        )
+        is None
+    )
+    # A lease past its time (its process died): the next turn takes over and marks the orphan interrupted.
+    late = user_turn("two", at=now + 61)
+    taken = await store.begin_turn(thread(), late, create=False, owner="b", lease_until=now + 120, replace_system=False)
+    assert taken is not None
+    seq, earlier = taken
+    assert seq == 2
+    assert [t.status for t in earlier] == ["interrupted"]
+    # The dead owner's late finish does not release the new owner's lease.
+    await store.finish_turn("c1", 1, TurnOutcome(status="failed"), owner="a", now=now + 62)
+    assert (
+        await store.begin_turn(
+            thread(),
+            user_turn("three", at=now + 63),
+            create=False,
+            owner="c",
+            lease_until=now + 90,
+            replace_system=False,
+        )
+        is None
+    )
+    await store.aclose()
+
+
+async def test_an_unknown_conversation_is_a_lookup_error(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    with pytest.raises(LookupError):
+        await store.begin_turn(
+            thread("nope"), user_turn("x"), create=False, owner="o", lease_until=time.time() + 5, replace_system=False
+        )
+    await store.aclose()
+
+
+async def test_listing_is_newest_first_and_paged_and_pruning_keeps_recent(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    for index in range(5):
+        await store.begin_turn(
+            thread(f"c{index}"),
+            user_turn("x", at=1000.0 + index),
+            create=True,
+            owner="o",
+            lease_until=0,
+            replace_system=False,
+        )
+        await store.finish_turn(f"c{index}", 1, TurnOutcome(status="complete"), owner="o", now=1000.0 + index)
+    page, total = await store.conversations(limit=2, offset=1)
+    assert total == 5
+    assert [c.id for c in page] == ["c3", "c2"]
+    assert await store.prune_conversations(updated_before=1002.5) == 3
+    assert [c.id for c in (await store.conversations(limit=10))[0]] == ["c4", "c3"]
+    assert await store.turns("c0") == []
+    assert await store.delete_conversation("c4")
+    assert not await store.delete_conversation("c4")
+    await store.aclose()
+
+
+async def test_reservations_respect_the_budget_and_settle(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    now = time.time()
+    first = await store.reserve("r1", period="2026-12", tool="chat", amount_micros=600, budget_micros=1000, now=now)
+    assert first is not None
+    assert first.total_micros == 600
+    assert (
+        await store.reserve("r2", period="2026-12", tool="chat", amount_micros=500, budget_micros=1000, now=now) is None
+    )
+    assert await store.reserve("r3", period="2027-01", tool="chat", amount_micros=500, budget_micros=1000, now=now)
+    assert await store.settle("r1", amount_micros=250, now=now)
+    assert not await store.settle("r1", amount_micros=999, now=now)
+    spend = await store.period_spend("2026-12")
+    assert (spend.settled_micros, spend.reserved_micros) == (250, 0)
+    assert await store.reserve("r4", period="2026-12", tool="image", amount_micros=700, budget_micros=1000, now=now)
+    assert await store.release("r4", now=now)
+    entry = await store.ledger_entry("r1")
+    assert entry is not None
+    assert (entry.status, entry.settled_micros, entry.reserved_micros) == ("settled", 250, 600)
+    assert (await store.period_spend("2026-12")).total_micros == 250
+    await store.aclose()
+
+
+async def test_concurrent_reservations_never_exceed_the_budget(store_url: str) -> None:
+    stores = [await open_store(settings_for(store_url)) for _ in range(3)]
+    granted: list[str] = []
+
+    async def attempt(store: Store, entry: str) -> None:
+        if await store.reserve(entry, period="p", tool="chat", amount_micros=100, budget_micros=1000, now=time.time()):
+            granted.append(entry)
+
+    async with anyio.create_task_group() as group:
+        for index in range(30):
+            group.start_soon(attempt, stores[index % 3], f"e{index}")
+    assert len(granted) == 10
+    assert (await stores[0].period_spend("p")).total_micros == 1000
+    for store in stores:
+        await store.aclose()
+
+
+async def test_the_job_journal_keeps_the_first_record_for_a_key(store_url: str) -> None:
+    store = await open_store(settings_for(store_url))
+    job = ImageJob(
+        idempotency_key="k1", model="flux", prompt_words="a red fox", status="submitting", created_at=1, updated_at=1
+    )
+    assert await store.record_job(job) == job
+    await store.update_job("k1", status="queued", job_id="job-9", now=2)
+    retried = await store.record_job(job)
+    assert (retried.job_id, retried.status) == ("job-9", "queued")
+    await store.update_job("k1", status="succeeded", files=["/x/a.png"], now=3)
+    found = await store.job(job_id="job-9")
+    assert found is not None
+    assert found.files == ("/x/a.png",)
+    assert found.prompt_words == "a red fox"
+    await store.record_job(
+        ImageJob(idempotency_key="k2", model="flux", prompt_words="b", status="submitting", created_at=4, updated_at=4)
+    )
+    assert [j.idempotency_key for j in await store.recent_jobs(limit=5)] == ["k2", "k1"]
+    await store.aclose()
+
+
+async def test_the_default_file_is_private_in_the_data_folder_and_uses_wal() -> None:
+    handle = StoreHandle(Settings())
+    await (await handle.get()).conversation("x")
+    path = default_path()
+    assert path.parent.name == "kyma-mcp"
+    assert path.exists()
+    assert file_modes(path.parent) == {path.name: 0o600, f"{path.name}-wal": 0o600, f"{path.name}-shm": 0o600}
+    await handle.aclose()
+
+
+async def test_store_off_writes_nothing_to_disk(tmp_path: Path) -> None:
+    handle = StoreHandle(Settings(store="off"))
+    store = await handle.get()
+    await store.begin_turn(thread(), user_turn("secret"), create=True, owner="o", lease_until=0, replace_system=False)
+    assert (await store.turns("c1"))[0].messages_json.find("secret") > 0
+    await handle.aclose()
+    assert not default_path().exists()
+    assert file_modes(tmp_path) == {}
+
+
+async def test_a_corrupt_file_is_a_clear_error_and_the_next_open_retries(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    path.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
+    handle = StoreHandle(settings_for(f"sqlite://{path}"))
+    with pytest.raises(StoreUnavailableError) as caught:
+        await handle.get()
+    assert str(caught.value).startswith("[store_unavailable]")
+    assert "not a readable SQLite database" in str(caught.value)
+    assert "Move that file aside" in str(caught.value)
+    path.unlink()
+    assert await (await handle.get()).conversation("x") is None
+    await handle.aclose()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 's.sqlite3'}"
+    store = await open_store(settings_for(url))
+    async with store.database.transaction(write=True) as tx:
+        await tx.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    await store.aclose()
+    with pytest.raises(StoreUnavailableError, match="newer than this kyma-mcp"):
+        await open_store(settings_for(url))
+
+
+async def test_an_unreachable_postgres_is_a_clear_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreUnavailableError) as caught:
+        await open_store(settings_for("postgresql://nobody:hunter2@127.0.0.1:1/none"))
+    assert "PostgreSQL at 127.0.0.1:1/none" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_store_url_must_name_a_backend() -> None:
+    with pytest.raises(ConfigError, match=r"KYMA_STORE_URL=\(hidden\) is invalid: .*postgresql://"):
+        Settings.from_env({"KYMA_STORE_URL": "mysql://x"})
+    with pytest.raises(ConfigError, match="absolute"):
+        Settings.from_env({"KYMA_STORE_URL": "sqlite://relative.db"})
+    assert Settings.from_env({"KYMA_STORE": "off"}).store == "off"
