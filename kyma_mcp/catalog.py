@@ -347,9 +347,13 @@ class Catalog:
         if isinstance(document, KymaError):
             self._failure = str(document)
             return []
-        live_aliases = json_object(document.get("aliases"))
+        try:
+            live_aliases = json_object(document.get("aliases"))
+            models = normalise_all(objects(document.get("data")), prices if isinstance(prices, dict) else None)
+        except Exception as exc:  # any failure to read the live list falls back to the snapshot, never crashes
+            self._failure = f"its model list could not be read ({type(exc).__name__})"
+            return []
         self._aliases = {str(k): v for k, v in live_aliases.items() if isinstance(v, str)} or aliases()
-        models = normalise_all(objects(document.get("data")), prices if isinstance(prices, dict) else None)
         self._failure = None if models else "its model list was empty"
         return models
 
@@ -381,7 +385,8 @@ def _date(value: object) -> date | None:
 
 
 def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    number_value = number(value)
+    return int(number_value) if number_value is not None and number_value > 0 else None
 
 
 class ListModelsResult(BaseModel):

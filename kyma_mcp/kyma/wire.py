@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 JSONObject = dict[str, Any]
 
 
 def number(value: object) -> float | None:
-    """A JSON number as a float (booleans are not numbers)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A finite JSON number as a float (booleans, `1e999` read as infinity, and NaN are not numbers)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except OverflowError:  # an integer literal too large for a float
+        return None
+    return result if math.isfinite(result) else None
 
 
 def integer(value: object) -> int | None:
