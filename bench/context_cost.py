@@ -50,9 +50,9 @@ def result_breakdown(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def missing_when_line(tools: list[dict[str, Any]]) -> list[str]:
-    """Tools whose description lacks a second line telling the model when to use it."""
-    return [tool["name"] for tool in tools if len(tool.get("description", "").strip().splitlines()) < 2]
+def not_one_sentence(tools: list[dict[str, Any]]) -> list[str]:
+    """Tools whose description is not one sentence (saying when to use the tool)."""
+    return [tool["name"] for tool in tools if ". " in tool.get("description", "").strip().removesuffix(".")]
 
 
 async def run(bench: Bench) -> list[Figure]:
@@ -70,8 +70,8 @@ async def run(bench: Bench) -> list[Figure]:
         floor_result = await floor.call_tool("chat", {**chat, "stream": True})
     tools: list[dict[str, Any]] = listed.result["tools"]
     bench.details["tools_list"] = [tool_breakdown(tool) for tool in tools]
-    if terse := missing_when_line(tools):
-        bench.notes.append(f"tools/list: no 'when to use' line in the description of {', '.join(terse)}.")
+    if wordy := not_one_sentence(tools):
+        bench.notes.append(f"tools/list: more than one sentence in the description of {', '.join(wordy)}.")
     reply = len(result.result["structuredContent"]["reply"].encode())
     limit = 2 * reply + RESULT_OVERHEAD_LIMIT
     bench.details["chat_result"] = result_breakdown(result.result)

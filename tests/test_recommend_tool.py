@@ -94,5 +94,5 @@ async def test_it_is_advertised_as_read_only(connect: ConnectFactory, emulator: 
         assert annotations is not None
         assert annotations.read_only_hint is True
         assert tools[name].output_schema is not None
-        assert len((tools[name].description or "").strip().splitlines()) == 2
+        assert len((tools[name].description or "").strip().splitlines()) == 1
     assert emulator.state.requests["/v1/chat/completions"] == 0

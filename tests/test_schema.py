@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from kyma_mcp.server.schema import compact
+from kyma_mcp.server.schema import compact, model_visible
 
 
 class Part(BaseModel):
@@ -57,3 +57,34 @@ def test_titles_go_but_a_property_named_title_stays() -> None:
 def test_output_schemas_can_drop_descriptions() -> None:
     assert "how many" in str(compact(ORIGINAL))
     assert "how many" not in str(compact(ORIGINAL, keep_descriptions=False))
+
+
+class Choice(BaseModel):
+    pick: Literal["x", "y"]
+
+
+class Arguments(BaseModel):
+    text: str = Field(max_length=10, pattern="^a", description="kept")
+    temperature: float = Field(default=1, ge=0, le=2)
+    limit: int = Field(default=50, ge=1, le=100)
+    kind: Literal["a", "b"] | Literal["all"] = "all"
+    choice: Choice | None = None
+
+
+def test_the_model_visible_schema_is_flat_and_drops_what_the_server_checks() -> None:
+    visible = model_visible(Arguments.model_json_schema(), required=["limit"])
+
+    assert visible["properties"]["text"] == {"type": "string", "description": "kept"}
+    assert visible["properties"]["temperature"] == {"type": "number", "minimum": 0, "maximum": 2}
+    assert visible["properties"]["limit"] == {"type": "integer"}
+    assert visible["properties"]["kind"] == {"type": "string", "enum": ["a", "b", "all"]}
+    assert visible["properties"]["choice"]["type"] == ["object", "null"]
+    assert visible["properties"]["choice"]["properties"]["pick"] == {"type": "string", "enum": ["x", "y"]}
+    assert "$defs" not in visible
+    assert visible["required"] == ["text", "limit"]
+    assert visible["additionalProperties"] is False
+
+
+def test_a_required_name_must_be_an_argument() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        model_visible(Arguments.model_json_schema(), required=["nope"])

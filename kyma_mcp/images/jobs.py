@@ -55,7 +55,7 @@ ImageSize = Annotated[
     str,
     Field(
         pattern=r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4}|[1-9][0-9]?:[1-9][0-9]?)$",
-        description="auto, WxH (1024x1024) or an aspect like 16:9",
+        description="auto, WxH (1024x1024) or W:H (16:9)",
     ),
 ]
 JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=_JOB_ID)]

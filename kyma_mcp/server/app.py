@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 import httpx2
@@ -12,6 +13,7 @@ from mcp.server import MCPServer
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, InputRequiredResult
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
@@ -19,8 +21,9 @@ from pydantic_core import ErrorDetails
 
 from kyma_mcp import __version__
 from kyma_mcp.server import chat, images, limits, models, recommend
+from kyma_mcp.server.arguments import ToolArguments
 from kyma_mcp.server.context import ResourceSpec, SharedState, ToolSpec, resource_state
-from kyma_mcp.server.schema import compact
+from kyma_mcp.server.schema import compact, model_visible
 from kyma_mcp.settings import Settings
 
 INSTRUCTIONS = (
@@ -39,20 +42,21 @@ class KymaServer(MCPServer):
     the SDK's opaque text.
     """
 
+    _listed: list[MCPTool] | None = None
+
     async def list_tools(self) -> list[MCPTool]:
-        """The tools with compact schemas: they are re-read by the model on every turn."""
-        return [
-            tool.model_copy(
-                update={
-                    "description": inspect.cleandoc(tool.description or ""),
-                    "input_schema": compact(tool.input_schema),
-                    "output_schema": compact(tool.output_schema, keep_descriptions=False)
-                    if tool.output_schema is not None
-                    else None,
-                }
-            )
-            for tool in await super().list_tools()
-        ]
+        """The tool list, built once: the tools do not change while the server runs."""
+        if self._listed is None:
+            self._listed = await super().list_tools()
+        return self._listed
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        super().add_tool(*args, **kwargs)
+        self._listed = None
+
+    def remove_tool(self, name: str) -> None:
+        super().remove_tool(name)
+        self._listed = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -94,15 +98,38 @@ TOOL_MODULES = (chat, models, images, recommend, limits)
 """Every tool group; each module declares `TOOLS` and may declare `RESOURCES`."""
 
 
+def build_tool(spec: ToolSpec) -> Tool:
+    """The SDK's tool for `spec`, as the model and the wire see it: a one-paragraph description (the
+    rest of the docstring is for developers), the model-visible input schema, a compact output schema,
+    and arguments read by `ToolArguments`."""
+    tool = Tool.from_function(spec.function, title=spec.title, annotations=spec.annotations)
+    sdk = tool.fn_metadata
+    output = compact(sdk.output_schema, keep_descriptions=False) if sdk.output_schema is not None else None
+    description = " ".join(inspect.cleandoc(tool.description).split("\n\n")[0].split())
+    return tool.model_copy(
+        update={
+            "description": description,
+            "parameters": model_visible(tool.parameters, required=spec.required),
+            "fn_metadata": ToolArguments(arg_model=sdk.arg_model, output_schema=output, wrap_output=sdk.wrap_output),
+        }
+    )
+
+
+@cache
+def build_tools() -> tuple[Tool, ...]:
+    """Every tool of every module in `TOOL_MODULES`, in order; built once, shared by every server."""
+    specs: list[ToolSpec] = [spec for module in TOOL_MODULES for spec in module.TOOLS]
+    return tuple(build_tool(spec) for spec in specs)
+
+
 def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> MCPServer:
     """A ready-to-run server; `transport` replaces the network in tests."""
 
     shared = SharedState(settings, transport)
-    server = KymaServer("kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan)
+    server = KymaServer(
+        "kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan, tools=list(build_tools())
+    )
     for module in TOOL_MODULES:
-        tools: tuple[ToolSpec, ...] = module.TOOLS
-        for tool in tools:
-            server.add_tool(tool.function, title=tool.title, annotations=tool.annotations)
         resources: tuple[ResourceSpec, ...] = getattr(module, "RESOURCES", ())
         for resource in resources:
             server.resource(resource.uri, name=resource.name, title=resource.title, mime_type=resource.mime_type)(

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from mcp.types import CallToolResult, TextContent
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from kyma_mcp.chat import ChatMessage, ChatResult, build_messages, build_payload, check_vision, stream_reply
+from kyma_mcp.chat import ChatMessage, ChatResult, Role, build_messages, build_payload, check_vision, stream_reply
 from kyma_mcp.server.context import BILLED, AppContext, ModelId, ToolSpec, progress_of, tool_errors
 from kyma_mcp.vision import to_image_url
+
+MESSAGES_SCHEMA = {
+    "type": ["array", "null"],
+    "items": {
+        "type": "object",
+        "properties": {
+            "role": {"type": "string", "enum": list(get_args(Role))},
+            "content": {"type": ["string", "null"]},
+        },
+    },
+}
+"""`messages` as the model reads it: OpenAI-style role/content objects, flat. The server also takes
+content parts and tool messages' fields (`ChatMessage`); listing them would cost every turn's context."""
 
 
 async def chat(
     ctx: AppContext,
-    prompt: Annotated[str | None, Field(max_length=400_000, description="User message; or use messages")] = None,
+    prompt: Annotated[str | None, Field(max_length=400_000, description="The user message")] = None,
     messages: Annotated[
-        list[ChatMessage] | None, Field(min_length=1, max_length=500, description="OpenAI-style conversation")
+        list[ChatMessage] | None,
+        Field(min_length=1, max_length=500, description="Instead of prompt"),
+        WithJsonSchema(MESSAGES_SCHEMA),
     ] = None,
-    model: Annotated[ModelId | None, Field(description="Model id or alias; default KYMA_DEFAULT_MODEL")] = None,
+    model: Annotated[ModelId | None, Field(description="Model id or alias")] = None,
     system: Annotated[str | None, Field(max_length=100_000)] = None,
-    images: Annotated[
-        list[str] | None, Field(max_length=8, description="Local image paths, https or data URLs (vision models)")
-    ] = None,
+    images: Annotated[list[str] | None, Field(max_length=8, description="Paths or URLs, for vision models")] = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None,
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
     top_p: Annotated[float | None, Field(ge=0, le=1)] = None,
@@ -30,8 +43,10 @@ async def chat(
     response_format: Literal["text", "json_object"] = "text",
     reasoning_effort: Literal["none", "low", "medium", "high", "max"] | None = None,
 ) -> Annotated[CallToolResult, ChatResult]:
-    """Ask a Kyma-hosted model and get its reply, with the model served, tokens and cost.
-    Use for a second opinion, cheaper bulk work, a reasoning model, or images (vision models)."""
+    """Ask a Kyma model: a second opinion, cheaper bulk work, reasoning, or reading images (vision models).
+
+    The reply comes back with the model served, tokens and cost.
+    """
     state = ctx.request_context.lifespan_context
     model_id = model or state.settings.default_model
     progress = progress_of(ctx)
@@ -65,4 +80,4 @@ async def chat(
     )
 
 
-TOOLS = (ToolSpec(chat, "Chat with a Kyma model", BILLED),)
+TOOLS = (ToolSpec(chat, "Chat with a Kyma model", BILLED, required=("prompt",)),)

@@ -49,11 +49,13 @@ AppContext = Context[AppState]
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool as a tool module declares it: the function, its title and its hints."""
+    """One tool as a tool module declares it: the function, its title and its hints, and the arguments
+    its schema asks for always though the function may do without (`prompt` when `messages` is given)."""
 
     function: Callable[..., Any]
     title: str
     annotations: ToolAnnotations
+    required: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

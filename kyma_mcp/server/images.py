@@ -14,18 +14,18 @@ from kyma_mcp.server.context import BILLED, READ_ONLY, AppContext, ModelId, Tool
 async def generate_image(
     ctx: AppContext,
     prompt: Annotated[str, Field(min_length=1, max_length=4000)],
-    model: Annotated[ModelId | None, Field(description="Image model; default KYMA_DEFAULT_IMAGE_MODEL")] = None,
+    model: ModelId | None = None,
     size: ImageSize | None = None,
-    n: Annotated[int, Field(ge=1, le=4, description="Images to make, each billed")] = 1,
-    image_url: Annotated[
-        str | None, Field(max_length=4096, description="https source image for edit models (flux-kontext-pro)")
-    ] = None,
+    n: Annotated[int, Field(ge=1, le=4, description="Each is billed")] = 1,
+    image_url: Annotated[str | None, Field(max_length=4096, description="https image to edit")] = None,
     idempotency_key: Annotated[
         IdempotencyKey | None, Field(description="Same key = same job, never billed twice")
     ] = None,
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Generate images with a Kyma image model; returns previews and saves full-size files locally.
-    Use for pictures, posters, logos, or edits (flux-kontext-pro + image_url); status running: call get_image_job."""
+    """Make pictures, logos or edits (flux-kontext-pro + image_url); previews come back, files are saved.
+
+    When the result's status is running, get_image_job delivers the images later.
+    """
     state = ctx.request_context.lifespan_context
     request = ImageRequest(prompt, model or state.settings.default_image_model, size, n, image_url, idempotency_key)
     progress = progress_of(ctx)
@@ -39,12 +39,9 @@ async def generate_image(
 async def get_image_job(
     ctx: AppContext,
     job_id: JobId,
-    wait_seconds: Annotated[
-        float | None, Field(ge=0, le=3600, description="Longest wait for the job; default: until the call's deadline")
-    ] = None,
+    wait_seconds: Annotated[float | None, Field(ge=0, le=3600)] = None,
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Check a Kyma image job, wait for it, and deliver its images as generate_image does.
-    Use when generate_image returned status running, or to fetch a job's images again."""
+    """Wait for an image job generate_image left running, or fetch its images again."""
     state = ctx.request_context.lifespan_context
     progress = progress_of(ctx)
     async with tool_errors(state, "get_image_job", progress) as deadline_at:

@@ -13,8 +13,7 @@ from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
 
 
 async def get_limits(ctx: AppContext) -> Annotated[CallToolResult, LimitsResult]:
-    """Show the Kyma account's tier, rate limits and balance, and this server's calls and spend.
-    Use before heavy work, or after a rate_limited or insufficient_balance error."""
+    """Show the tier, rate limits, balance and spend: before heavy work or after a rate_limited error."""
     state = ctx.request_context.lifespan_context
     client = state.client
     has_key = state.settings.has_api_key

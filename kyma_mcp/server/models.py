@@ -18,14 +18,13 @@ async def list_models(
     ctx: AppContext,
     capability: Capability | None = None,
     search: Annotated[str | None, Field(max_length=100, description="Substring of id, name or use")] = None,
-    min_context: Annotated[int | None, Field(ge=1, description="Minimum context window, tokens")] = None,
-    min_output: Annotated[int | None, Field(ge=1, description="Minimum max_output_tokens")] = None,
+    min_context: Annotated[int | None, Field(ge=1)] = None,
+    min_output: Annotated[int | None, Field(ge=1)] = None,
     kind: Kind | Literal["all"] = "all",
     limit: Annotated[int, Field(ge=1, le=100)] = 50,
     offset: Annotated[int, Field(ge=0)] = 0,
 ) -> Annotated[CallToolResult, ListModelsResult]:
-    """List Kyma's models with context window, output cap, modalities and prices; filter and page.
-    Use to pick a model id for chat or generate_image, or to check a model's limits."""
+    """List Kyma models with context, output cap, modalities and prices, to pick a model id or check limits."""
     state = ctx.request_context.lifespan_context
     async with tool_errors(state, "list_models"):
         view = await state.catalog.view()

@@ -16,14 +16,13 @@ from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
 
 async def recommend_model(
     ctx: AppContext,
-    task: Annotated[str, Field(min_length=1, max_length=4000, description="The job, in plain words")],
-    needs: Annotated[list[Capability] | None, Field(max_length=7, description="Capabilities it must have")] = None,
-    min_context: Annotated[int | None, Field(ge=1, description="Minimum context window, tokens")] = None,
-    min_output: Annotated[int | None, Field(ge=1, description="Minimum max_output_tokens")] = None,
+    task: Annotated[str, Field(min_length=1, max_length=4000)],
+    needs: Annotated[list[Capability] | None, Field(max_length=7)] = None,
+    min_context: Annotated[int | None, Field(ge=1)] = None,
+    min_output: Annotated[int | None, Field(ge=1)] = None,
     priority: Priority = "balanced",
 ) -> Annotated[CallToolResult, Recommendation]:
-    """Recommend a Kyma model for a task: a pick, a cheaper and a stronger one, with ready chat arguments.
-    Use before chat or generate_image when unsure which model fits; needs no key."""
+    """Pick a Kyma model for a task when unsure: a pick, a cheaper and a stronger one, with ready arguments."""
     state = ctx.request_context.lifespan_context
     async with tool_errors(state, "recommend_model"):
         view = await state.catalog.view()
