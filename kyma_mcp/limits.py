@@ -13,10 +13,10 @@ import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError
+from kyma_mcp.kyma.tiers import TierSource, resolve_tier
 from kyma_mcp.kyma.wire import integer, number
 from kyma_mcp.usage import SessionUsage
 
-TierSource = Literal["KYMA_TIER", "account", "rpm_limit", "unknown"]
 Part = Mapping[str, Any] | KymaError | None
 """One fetched part: Kyma's JSON, the error that stopped it, or `None` when not asked or not served."""
 
@@ -138,6 +138,7 @@ _FROM: dict[TierSource, str] = {
     "KYMA_TIER": "set by KYMA_TIER",
     "account": "from the account",
     "rpm_limit": "matched from rpm_limit",
+    "headers": "from rate-limit headers",
     "unknown": "unknown",
 }
 
@@ -226,19 +227,14 @@ def _tier(
     ladder: Sequence[TierRow],
     notes: list[str],
 ) -> tuple[int | None, TierSource]:
-    """KYMA_TIER wins; else the tier the account reports; else the tier whose RPM matches `rpm_limit`."""
-    reported = next(
-        (tier for source in (account, balance) if source and (tier := integer(source.get("tier"))) is not None), None
-    )
+    """The one resolver the pacer also uses (`tiers.resolve_tier`), plus a note when KYMA_TIER overrides."""
+    pairs = [(row.tier, row.rpm) for row in ladder]
+    tier, source = resolve_tier(configured, [account, balance], pairs)
     if configured is not None:
+        reported, _ = resolve_tier(None, [account, balance], pairs)
         differs = f"; the account reports Tier {reported}" if reported is not None and reported != configured else ""
         notes.append(f"Tier {configured} comes from KYMA_TIER{differs}. Unset it to use the account's tier.")
-        return configured, "KYMA_TIER"
-    if reported is not None:
-        return reported, "account"
-    rpm = integer(account.get("rpm_limit")) if account else None
-    matched = next((row.tier for row in ladder if rpm is not None and row.rpm == rpm), None)
-    return (matched, "rpm_limit") if matched is not None else (None, "unknown")
+    return tier, source
 
 
 def _compact(value: Any, depth: int = 0) -> Any:

@@ -38,6 +38,7 @@ from kyma_mcp.errors import (
 from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
 from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, preview, preview_share
 from kyma_mcp.kyma.client import ByteBudget, KymaClient, clip, shown_url
+from kyma_mcp.kyma.pacing import JobSlots
 from kyma_mcp.kyma.wire import JSONObject, integer, json_list, json_object, number
 from kyma_mcp.settings import Bounds, Settings
 from kyma_mcp.vision import image_mime_type
@@ -219,6 +220,7 @@ class ImageJobs:
         self._prompts: dict[str, str] = {}
         self._asked: dict[str, int] = {}
         self._counted: dict[str, None] = {}
+        self._slots = JobSlots()
 
     async def generate(
         self, request: ImageRequest, view: CatalogView, *, deadline_at: float, progress: Progress
@@ -237,7 +239,14 @@ class ImageJobs:
         if request.image_url is not None:
             payload["image_url"] = request.image_url
         await progress(f"Submitting {request.n} image(s) to {model_id}")
-        job = await self._submit(payload, view.models, deadline_at - self._delivery_seconds)
+        submit_by = deadline_at - self._delivery_seconds
+        slot = await self._slots.acquire(self._client.limits.image_jobs, submit_by)
+        try:
+            job = await self._submit(payload, view.models, submit_by)
+        except BaseException:
+            self._slots.release(slot)
+            raise
+        self._slots.started(slot, job.id)
         _remember(self._prompts, job.id, request.prompt)
         _remember(self._asked, job.id, request.n)
         await progress(f"Job {job.id}: {job.status}")
@@ -288,6 +297,8 @@ class ImageJobs:
     ) -> Delivery:
         started = anyio.current_time()
         job, trouble = await self._wait(job, wait_until, progress)
+        if job.finished:
+            self._slots.release(job.id)
         if job.status in FAILED_STATUSES:
             raise job_failed_error(job)
         if not job.finished:

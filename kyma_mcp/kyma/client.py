@@ -31,7 +31,7 @@ from kyma_mcp.errors import (
     upstream_message,
 )
 from kyma_mcp.kyma.pacing import Pacer
-from kyma_mcp.kyma.tiers import TIER_0, TierLimits, tier_limits
+from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Bounds, Settings
@@ -153,7 +153,13 @@ class KymaClient:
         self._secrets: tuple[str, ...] = (self._key,) if self._key else ()
         self._transport = transport
         self._pacer = Pacer(window_seconds=settings.rate_window_seconds)
-        self._limits_known = False
+        if settings.tier is not None:
+            self._pacer.set_limits(tier_limits(settings.tier))
+        self._limits_lock = anyio.Lock()
+        self._limits_due = 0.0
+        """anyio time at which `/auth/limits` is (re-)read; a failed read or a 429 brings it forward, with backoff."""
+        self._limits_failures = 0
+        self._limits_read_at: float | None = None
 
     @cached_property
     def _http(self) -> httpx2.AsyncClient:
@@ -199,8 +205,22 @@ class KymaClient:
         return await self._get_json("credits/balance", auth=True)
 
     async def get_auth_limits(self) -> JSONObject:
-        """The account's tier, limits and current use (`GET /auth/limits`, needs the key)."""
-        return await self._get_json("auth/limits", auth=True)
+        """The account's tier, limits and current use (`GET /auth/limits`, needs the key); pacing learns from it."""
+        body = await self._get_json("auth/limits", auth=True)
+        self.learn_limits(body)
+        return body
+
+    @property
+    def limits(self) -> TierLimits:
+        """The limits pacing applies now (unknown ones are not enforced locally)."""
+        return self._pacer.limits
+
+    def learn_limits(self, account: JSONObject) -> None:
+        """Pace by what a `/auth/limits` answer says (KYMA_TIER, when set, wins)."""
+        self._pacer.set_limits(account_limits(self._settings.tier, account))
+        self._limits_read_at = anyio.current_time()
+        self._limits_failures = 0
+        self._limits_due = self._limits_read_at + LIMITS_REFRESH_SECONDS
 
     async def get_tiers(self) -> JSONObject:
         """Kyma's public tier ladder (`GET /limits/tiers`)."""
@@ -224,7 +244,8 @@ class KymaClient:
         """
         request = self._build("POST", "images/generations", auth=True, json=payload)
         request.headers["Idempotency-Key"] = str(payload["idempotency_key"])
-        response = await self._send(request, model=payload.get("model"), idempotent=True, paced=True)
+        # Not paced by RPM: Kyma limits media by running jobs (`ImageJobs` bounds those).
+        response = await self._send(request, model=payload.get("model"), idempotent=True)
         return await self._json_object(response, self.bounds.json_bytes)
 
     async def get_job(self, job_id: str) -> JSONObject:
@@ -349,6 +370,7 @@ class KymaClient:
             except httpx2.TransportError as exc:
                 failure = self._transport_failure(request, exc, retryable=idempotent or isinstance(exc, _NOT_SENT))
             else:
+                self._read_rate_headers(response.headers)
                 if response.status_code < 300 or (response.status_code < 400 and redirects):
                     return response
                 if response.status_code < 400:
@@ -376,8 +398,10 @@ class KymaClient:
             await response.aclose()
         status = response.status_code
         hinted = retry_after_seconds(response.headers)
-        if status == 429 and hinted:
-            self._pacer.pause(min(hinted, MAX_RETRY_AFTER_SECONDS))
+        if status == 429:
+            if hinted:
+                self._pacer.pause(min(hinted, MAX_RETRY_AFTER_SECONDS))
+            self._limits_stale()
         detail = redact(upstream_message(body), self._secrets)
         topup = _json_field(body, "cta_url")
 
@@ -425,27 +449,43 @@ class KymaClient:
         return _Failure(retryable, None, describe)
 
     async def _pace(self, model: str | None, deadline: float) -> None:
-        if not self._limits_known:
-            self._limits_known = True
-            self._pacer.set_limits(await self._tier_limits())
+        if self._settings.tier is None and self._key and anyio.current_time() >= self._limits_due:
+            await self._read_limits()
         await self._pacer.acquire(model, deadline)
 
-    async def _tier_limits(self) -> TierLimits:
-        """The account's rate limits: KYMA_TIER, else what /auth/limits says, else Tier 0."""
-        if self._settings.tier is not None:
-            return tier_limits(self._settings.tier)
-        try:
-            body = await self._get_json("auth/limits", auth=True)
-        except KymaError:
-            return TIER_0
-        tier = body.get("tier")
-        limits = tier_limits(tier if isinstance(tier, int) and 0 <= tier <= 4 else 0)
-        rpm, per_model = body.get("rpm_limit"), body.get("per_model_rpm")
-        return TierLimits(
-            tier=limits.tier,
-            rpm=rpm if isinstance(rpm, int) and rpm > 0 else limits.rpm,
-            per_model_rpm=per_model if isinstance(per_model, int) and per_model > 0 else limits.per_model_rpm,
-        )
+    async def _read_limits(self) -> None:
+        """(Re-)read `/auth/limits` once for all waiting calls; a failure keeps what is known and backs off."""
+        async with self._limits_lock:
+            if anyio.current_time() < self._limits_due:
+                return  # another call read them while this one waited
+            try:
+                with anyio.fail_after(LIMITS_READ_TIMEOUT_SECONDS):
+                    await self.get_auth_limits()
+            except (KymaError, TimeoutError):
+                self._limits_failures += 1
+                backoff = LIMITS_RETRY_SECONDS * 2 ** (self._limits_failures - 1)
+                self._limits_due = anyio.current_time() + min(backoff, LIMITS_REFRESH_SECONDS)
+
+    def _limits_stale(self) -> None:
+        """After a 429: read the limits again at the next call, but not sooner than `LIMITS_RETRY_SECONDS`
+        after the last read."""
+        earliest = (self._limits_read_at or 0.0) + LIMITS_RETRY_SECONDS
+        self._limits_due = min(self._limits_due, max(earliest, anyio.current_time()))
+
+    def _read_rate_headers(self, headers: Mapping[str, str]) -> None:
+        """Learn from rate-limit headers when a gateway sends them (Kyma documents none)."""
+        if (learned := header_limits(self._pacer.limits, headers)) is not None:
+            self._pacer.set_limits(learned)
+        wait = exhausted_for(headers)
+        if wait is not None and 0 < wait <= MAX_RETRY_AFTER_SECONDS:
+            self._pacer.pause(wait)
+
+
+LIMITS_REFRESH_SECONDS = 300.0
+"""Known limits are re-read this often, so a tier bought mid-session is picked up."""
+LIMITS_RETRY_SECONDS = 30.0
+"""A failed read of the limits is retried after this long, doubling up to `LIMITS_REFRESH_SECONDS`."""
+LIMITS_READ_TIMEOUT_SECONDS = 5.0
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -4,6 +4,9 @@ One `Pacer` is shared by every call of a server. It keeps the start times of rec
 in a sliding window per account and per model (Kyma enforces both), waits for a free slot,
 and honours a shared pause after Kyma answers 429 with `Retry-After`. A call that would have
 to wait past its deadline is refused at once with the time to retry, so it never just hangs.
+
+A limit that is not known (`None`, see `tiers.account_limits`) is not enforced: the call is
+sent, and only the gateway's own 429s make calls wait.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import deque
 import anyio
 
 from kyma_mcp.errors import RateLimitedError
-from kyma_mcp.kyma.tiers import TIER_0, TierLimits
+from kyma_mcp.kyma.tiers import UNKNOWN, TierLimits
 from kyma_mcp.progress import report_wait
 
 REQUEST_ROOM_SECONDS = 2.0
@@ -29,7 +32,7 @@ class Pacer:
     see at once whether its slot falls past its deadline.
     """
 
-    def __init__(self, limits: TierLimits = TIER_0, *, window_seconds: float = 60.0) -> None:
+    def __init__(self, limits: TierLimits = UNKNOWN, *, window_seconds: float = 60.0) -> None:
         self.limits = limits
         self._window = window_seconds
         self._starts: deque[float] = deque()
@@ -79,9 +82,9 @@ class Pacer:
         starts.append(start)
         return start
 
-    def _slot_after(self, starts: deque[float], limit: int) -> float:
-        """The earliest time a new start fits: `limit` starts per window at most."""
-        return starts[-limit] + self._window if len(starts) >= limit else 0.0
+    def _slot_after(self, starts: deque[float], limit: int | None) -> float:
+        """The earliest time a new start fits: `limit` starts per window at most (no bound when unknown)."""
+        return starts[-limit] + self._window if limit is not None and len(starts) >= limit else 0.0
 
     def _release(self, model: str | None, start: float) -> None:
         for queue in (self._starts, self._model_starts.get(model or "", deque())):
@@ -94,8 +97,63 @@ class Pacer:
         room = min(REQUEST_ROOM_SECONDS, (deadline - now) / 2)
         if wait > 0 and now + wait > deadline - room:
             seconds = max(1, math.ceil(wait))
+            why = (
+                f"Kyma allows {self.limits.label}"
+                if self.limits.rpm is not None
+                else "The gateway answered 429 and asked to wait"
+            )
             raise RateLimitedError(
-                f"Kyma allows {self.limits.label}; this call would wait {seconds} s for a slot, past its "
+                f"{why}; this call would wait {seconds} s for a slot, past its "
                 f"deadline. Try again in {seconds} s, or send fewer calls at once.",
                 retry_after_seconds=seconds,
             )
+
+
+JOB_TRACK_SECONDS = 300.0
+"""A job not seen finishing is counted as in flight this long (Kyma's runner times out at 5 minutes)."""
+
+
+class JobSlots:
+    """Media jobs in flight from this server, bounded by the tier's running + queued jobs when known.
+
+    Kyma limits media by jobs, not requests per minute. An unknown bound (`None`) bounds nothing.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, float] = {}
+        self._freed = anyio.Event()
+
+    async def acquire(self, cap: int | None, deadline: float) -> str:
+        """A slot's token (pass it to `started` or `release`); waits for a job to finish, up to `deadline`.
+
+        Raises:
+            RateLimitedError: no job finished in time.
+        """
+        while True:
+            now = anyio.current_time()
+            for token in [t for t, at in self._jobs.items() if at <= now - JOB_TRACK_SECONDS]:
+                del self._jobs[token]
+            if cap is None or len(self._jobs) < cap:
+                token = f"slot-{now}-{len(self._jobs)}"
+                self._jobs[token] = now
+                return token
+            room = min(REQUEST_ROOM_SECONDS, (deadline - now) / 2)
+            with anyio.move_on_at(deadline - room):
+                await report_wait(f"waiting for one of {cap} image jobs in flight to finish")
+                await self._freed.wait()
+                continue
+            raise RateLimitedError(
+                f"{cap} image jobs are already in flight, the most Kyma runs and queues at once for this tier. "
+                "Wait for one to finish (get_image_job), then try again.",
+                retry_after_seconds=10,
+            )
+
+    def started(self, token: str, job_id: str) -> None:
+        """The slot's submit created job `job_id`."""
+        self._jobs[job_id] = self._jobs.pop(token, anyio.current_time())
+
+    def release(self, key: str) -> None:
+        """A job finished (or its submit failed): its slot is free."""
+        if self._jobs.pop(key, None) is not None:
+            self._freed.set()
+            self._freed = anyio.Event()
