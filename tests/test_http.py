@@ -217,6 +217,30 @@ async def test_requests_are_refused_without_the_token_or_from_a_foreign_site(
         assert response.headers["www-authenticate"].startswith('Bearer realm="kyma-mcp"')
 
 
+OAUTH_DISCOVERY = (
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", OAUTH_DISCOVERY)
+@pytest.mark.parametrize("headers", [{}, AUTHORIZED], ids=["no-token", "token"])
+async def test_oauth_discovery_is_not_found_so_hosts_report_the_token_not_a_failed_connection(
+    guarded: Served, path: str, headers: dict[str, str]
+) -> None:
+    async with httpx2.AsyncClient(verify=TLS, timeout=10) as http:
+        with anyio.fail_after(10):
+            discovery = await http.get(guarded.root + path, headers=headers)
+            foreign = await http.get(guarded.root + path, headers={"Host": "evil.example"})
+
+    assert discovery.status_code == 404
+    assert "www-authenticate" not in discovery.headers
+    assert foreign.status_code == 421
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_without_a_token_loopback_clients_need_none(transport: HttpTransport, emulator: EmulatorHandle) -> None:

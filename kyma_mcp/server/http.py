@@ -2,9 +2,9 @@
 
 Secure by default. A guard in front of either SDK app answers, in this order: a Host header
 that is not allowed (421) or an Origin that is not allowed (403), using the SDK's own
-DNS-rebinding check so it runs first and on every path; then a missing or wrong bearer
-token (401) when a token is configured. The SDK transports behind it cap request bodies
-(413) and repeat their Host/Origin check.
+DNS-rebinding check so it runs first and on every path; then OAuth discovery paths (404:
+none is offered); then a missing or wrong bearer token (401) when a token is configured.
+The SDK transports behind it cap request bodies (413) and repeat their Host/Origin check.
 
 The token is a static shared secret compared in constant time, not the SDK's OAuth
 resource-server mode: that mode advertises an authorization server in its 401 challenge,
@@ -37,6 +37,7 @@ LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 MAX_REQUEST_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
 """4 MiB: room for a long conversation or an inline image, not for a memory-exhaustion attempt."""
+OAUTH_DISCOVERY_PREFIXES = ("/.well-known/oauth-", "/.well-known/openid-configuration")
 SHUTDOWN_GRACE_SECONDS = 3
 """How long Ctrl-C waits for open streams (SSE connections never end on their own)."""
 
@@ -85,8 +86,18 @@ class _AnnouncingServer(uvicorn.Server):
             sys.stderr.flush()
 
 
+def _no_oauth(path: str) -> Response | None:
+    """404 for OAuth discovery (`/.well-known/oauth-protected-resource`, `oauth-authorization-server`,
+    `openid-configuration`), token or not: no OAuth is offered, and a 401 there makes hosts report
+    "Failed to connect" instead of the missing token (a 401 on /mcp itself says that)."""
+    if path.startswith(OAUTH_DISCOVERY_PREFIXES):
+        return JSONResponse({"error": "not_found", "error_description": "No OAuth here: send the bearer token."}, 404)
+    return None
+
+
 class _RequestGuard:
-    """ASGI middleware: 421/403 for a foreign Host/Origin, then 401 without the right bearer token."""
+    """ASGI middleware: 421/403 for a foreign Host/Origin, 404 for OAuth discovery, then 401 without the
+    right bearer token."""
 
     def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings, token: str | None) -> None:
         self._app = app
@@ -95,7 +106,11 @@ class _RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = await self._rebinding.validate_request(Request(scope)) or self._auth_refusal(Headers(scope=scope))
+            refusal = (
+                await self._rebinding.validate_request(Request(scope))
+                or _no_oauth(scope["path"])
+                or self._auth_refusal(Headers(scope=scope))
+            )
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
