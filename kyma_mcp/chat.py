@@ -72,12 +72,14 @@ class ChatResult(BaseModel):
     fallback: Fallback
     latency_ms: int
     notes: list[str] = Field(default_factory=list[str], description="What to do about truncation, fallbacks, …")
+    conversation_id: str | None = Field(default=None, description="Pass back to continue this thread")
 
     def text(self) -> str:
-        """The readable text content: the reply, then any notes the agent should act on."""
-        if not self.notes:
-            return self.reply
-        return self.reply + "\n\n---\n" + "\n".join(f"[kyma-mcp] {note}" for note in self.notes)
+        """The readable text content: the reply, then any notes the agent should act on, then the thread."""
+        lines = [f"[kyma-mcp] {note}" for note in self.notes]
+        if self.conversation_id:
+            lines.append(f"[kyma-mcp] conversation_id: {self.conversation_id}")
+        return self.reply + "\n\n---\n" + "\n".join(lines) if lines else self.reply
 
 
 def build_messages(

@@ -105,6 +105,14 @@ def store_error(where: str, problem: str, *, corrupt: bool = False) -> StoreUnav
     )
 
 
+def unknown_conversation_error(conversation_id: str, retention_days: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"No conversation '{conversation_id}' here: it never existed in this store, was deleted, or went unused for "
+        f"over {retention_days} days (KYMA_CONVERSATION_DAYS). Read kyma://conversations for the current ids, or "
+        "call chat without conversation_id to start a new one."
+    )
+
+
 def missing_key_error(endpoint: str) -> AuthMissingError:
     return AuthMissingError(
         f"Kyma's {endpoint} needs an API key and KYMA_API_KEY is not set. Set it (a ky-… key from "

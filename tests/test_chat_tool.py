@@ -26,7 +26,7 @@ async def test_chat_returns_the_reply_with_route_usage_and_cost(connect: Connect
     data = structured(result)
     assert not result.is_error
     assert data["reply"].startswith("Echo from qwen-3.6-plus: What is a rate limit?")
-    assert text_of(result) == data["reply"]
+    assert text_of(result) == f"{data['reply']}\n\n---\n[kyma-mcp] conversation_id: {data['conversation_id']}"
     assert data["model_requested"] == data["model_served"] == "qwen-3.6-plus"
     assert data["finish_reason"] == "stop"
     assert data["usage"]["completion_tokens"] == 24

@@ -75,7 +75,7 @@ async def test_a_turn_is_pending_until_finished_and_totals_follow(store_url: str
         cost_micros=42,
         latency_ms=100,
         finish_reason="stop",
-        prompt_chars=40,
+        prompt_estimate=40,
     )
     await store.finish_turn("c1", 1, outcome, owner="o", now=time.time())
     (turn,) = await store.turns("c1")

@@ -1,4 +1,4 @@
-"""The `chat` tool: arguments in, `chat.stream_reply` does the work."""
+"""The `chat` tool: arguments in, `chat.stream_reply` does the work, `conversations` keeps the thread."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Annotated, Literal, get_args
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field, WithJsonSchema
 
+from kyma_mcp import conversations
 from kyma_mcp.chat import ChatMessage, ChatResult, Role, build_messages, build_payload, check_vision, stream_reply
-from kyma_mcp.server.context import BILLED, AppContext, ModelId, ToolSpec, progress_of, tool_errors
+from kyma_mcp.errors import StoreUnavailableError
+from kyma_mcp.server.context import BILLED, AppContext, AppState, ModelId, ToolSpec, progress_of, tool_errors
+from kyma_mcp.store import Store
 from kyma_mcp.vision import to_image_url
 
 MESSAGES_SCHEMA = {
@@ -33,6 +36,9 @@ async def chat(
         Field(min_length=1, max_length=500, description="Instead of prompt"),
         WithJsonSchema(MESSAGES_SCHEMA),
     ] = None,
+    conversation_id: Annotated[
+        str | None, Field(pattern=conversations.CONVERSATION_ID_PATTERN, description="Continue a thread")
+    ] = None,
     model: Annotated[ModelId | None, Field(description="Model id or alias")] = None,
     system: Annotated[str | None, Field(max_length=100_000)] = None,
     images: Annotated[list[str] | None, Field(max_length=8, description="Paths or URLs, for vision models")] = None,
@@ -51,13 +57,42 @@ async def chat(
     model_id = model or state.settings.default_model
     progress = progress_of(ctx)
     async with tool_errors(state, "chat", progress) as deadline_at:
-        image_urls = [await to_image_url(source) for source in images or ()]
-        wire = build_messages(prompt=prompt, messages=messages, system=system, image_urls=image_urls)
-        if image_urls:
-            check_vision(model_id, wire, await state.catalog.view())
+        conversations.check_arguments(conversation_id, bool(messages))
+        sources = list(images or ())
+        image_urls = [await to_image_url(source) for source in sources]
+        current = build_messages(prompt=prompt, messages=messages, system=None, image_urls=image_urls)
+        # The catalog is read only when needed: to refuse images for a text model, to fit a history.
+        view = await state.catalog.view() if image_urls or conversation_id else None
+        if view is not None and image_urls:
+            check_vision(model_id, current, view)
+        store, unavailable = await _store(state, conversation_id)
+        turn = None
+        if store is not None:
+            turn = await conversations.begin(
+                store,
+                conversation_id=conversation_id,
+                messages=conversations.recorded(current, dict(zip(image_urls, sources, strict=True))),
+                system=system,
+                model_requested=model_id,
+                lease_seconds=state.settings.tool_timeout_seconds,
+                progress=progress,
+                conversation_days=state.settings.conversation_days,
+            )
+        info = view.find(model_id) if view is not None else None
+        allowance = min(
+            max_tokens or conversations.DEFAULT_OUTPUT_ALLOWANCE, (info and info.max_output_tokens) or 1 << 30
+        )
+        window = info.context_window if info else None
+        fitted = conversations.fit_history(
+            system=turn.system if turn else system,
+            earlier=turn.earlier if turn else (),
+            current=current,
+            context_window=window,
+            output_allowance=allowance,
+        )
         payload = build_payload(
             model_id,
-            wire,
+            fitted.messages,
             max_tokens=max_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -65,19 +100,47 @@ async def chat(
             response_format=response_format,
             reasoning_effort=reasoning_effort,
         )
-        result = await stream_reply(
-            state.client,
-            state.catalog,
-            progress,
-            payload,
-            max_tokens=max_tokens,
-            deadline_at=deadline_at,
-            deadline_seconds=state.settings.tool_timeout_seconds,
-        )
+        try:
+            result = await stream_reply(
+                state.client,
+                state.catalog,
+                progress,
+                payload,
+                max_tokens=max_tokens,
+                deadline_at=deadline_at,
+                deadline_seconds=state.settings.tool_timeout_seconds,
+            )
+        except BaseException as exc:
+            if store is not None and turn is not None:
+                await conversations.finish(store, turn, conversations.failure_of(exc))
+            raise
+        if store is not None and turn is not None:
+            await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
+            result.conversation_id = turn.conversation_id
+            if fitted.left_out:
+                result.notes.append(
+                    conversations.left_out_note(fitted.left_out, model_id, window, turn.conversation_id)
+                )
+        elif unavailable is not None:
+            result.notes.append(f"This reply is not kept in a thread: {unavailable}")
     state.usage.record("chat", cost_usd=result.usage.cost_usd)
     return CallToolResult(
         content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
     )
+
+
+async def _store(state: AppState, conversation_id: str | None) -> tuple[Store | None, str | None]:
+    """The store, or why it is unavailable: a thread needs it, a fresh chat goes on without one.
+
+    Raises:
+        StoreUnavailableError: continuing a thread, and the store cannot be used.
+    """
+    try:
+        return await state.store.get(), None
+    except StoreUnavailableError as exc:
+        if conversation_id is not None:
+            raise
+        return None, str(exc)
 
 
 TOOLS = (ToolSpec(chat, "Chat with a Kyma model", BILLED, required=("prompt",)),)

@@ -23,6 +23,7 @@ from kyma_mcp.images.jobs import ImageJobs
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.progress import Progress, reporting
 from kyma_mcp.settings import Settings
+from kyma_mcp.store import StoreHandle
 from kyma_mcp.usage import SessionUsage
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -42,6 +43,8 @@ class AppState:
     catalog: Catalog
     usage: SessionUsage
     images: ImageJobs
+    store: StoreHandle
+    """Threads, ledger and job journal; opened on the first call that needs it."""
 
 
 AppContext = Context[AppState]
@@ -92,7 +95,14 @@ class SharedState:
         if self._state is None:
             client = KymaClient(self._settings, transport=self._transport)
             catalog = Catalog(client.list_models, pricing=client.get_pricing)
-            self._state = AppState(self._settings, client, catalog, SessionUsage(), ImageJobs(client, self._settings))
+            self._state = AppState(
+                self._settings,
+                client,
+                catalog,
+                SessionUsage(),
+                ImageJobs(client, self._settings),
+                StoreHandle(self._settings),
+            )
         state = self._state
         self._users += 1
         try:
@@ -102,6 +112,7 @@ class SharedState:
             if self._users == 0:
                 self._state = None
                 await state.client.aclose()
+                await state.store.aclose()
 
 
 def progress_of(ctx: AppContext) -> Progress:

@@ -29,7 +29,7 @@ from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
 _CONVERSATION_COLUMNS = "id, title, system, created_at, updated_at, turns, cost_micros, models"
 _TURN_COLUMNS = (
     "conversation_id, seq, status, messages, model_requested, created_at, reply, model_served, prompt_tokens, "
-    "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_chars"
+    "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_estimate"
 )
 _LEDGER_COLUMNS = "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at"
 _JOB_COLUMNS = "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files"
@@ -135,8 +135,9 @@ class Store:
         """Record how turn `seq` ended, add it to the thread's totals and give up the lease."""
         async with self.database.transaction(write=True) as tx:
             await tx.execute(
-                "UPDATE turns SET status = ?, reply = ?, model_served = ?, prompt_tokens = ?, completion_tokens = ?, "
-                "cost_micros = ?, latency_ms = ?, finish_reason = ?, error_word = ?, prompt_chars = ?, updated_at = ? "
+                "UPDATE turns SET status = ?, reply = ?, model_served = ?, prompt_tokens = ?, "
+                "completion_tokens = ?, cost_micros = ?, latency_ms = ?, finish_reason = ?, error_word = ?, "
+                "prompt_estimate = ?, updated_at = ? "
                 "WHERE conversation_id = ? AND seq = ?",
                 (
                     outcome.status,
@@ -148,7 +149,7 @@ class Store:
                     outcome.latency_ms,
                     outcome.finish_reason,
                     outcome.error_word,
-                    outcome.prompt_chars,
+                    outcome.prompt_estimate,
                     now,
                     conversation_id,
                     seq,
@@ -377,7 +378,7 @@ def _turn(row: Row) -> Turn:
             latency_ms=row[11],
             finish_reason=row[12],
             error_word=row[13],
-            prompt_chars=row[14],
+            prompt_estimate=row[14],
         ),
     )
 

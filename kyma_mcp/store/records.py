@@ -57,8 +57,9 @@ class TurnOutcome:
     latency_ms: int | None = None
     finish_reason: str | None = None
     error_word: str | None = None
-    prompt_chars: int | None = None
-    """Characters of the whole request sent for this turn: with `prompt_tokens`, the measured chars per token."""
+    prompt_estimate: int | None = None
+    """Our estimate (`usage.estimate_message_tokens`) of the request sent for this turn; against
+    `prompt_tokens`, what Kyma counted, it corrects the estimate for the next turns."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Version 1:
                    · lease_owner · lease_until           (who is writing a turn, until when)
     turns          (conversation_id → conversations, seq) PK · status · messages (JSON) · model_requested
                    · model_served · reply · prompt_tokens · completion_tokens · cost_micros · latency_ms
-                   · finish_reason · error_word · prompt_chars · created_at · updated_at
+                   · finish_reason · error_word · prompt_estimate · created_at · updated_at
     spend_ledger   id PK · period · tool · status (reserved|settled|released) · reserved_micros
                    · settled_micros · created_at · updated_at
     image_jobs     idempotency_key PK · job_id (unique) · model · prompt_words · status · files (JSON)
@@ -46,7 +46,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             latency_ms INTEGER,
             finish_reason TEXT,
             error_word TEXT,
-            prompt_chars INTEGER,
+            prompt_estimate INTEGER,
             created_at DOUBLE PRECISION NOT NULL,
             updated_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (conversation_id, seq)

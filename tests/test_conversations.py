@@ -1,0 +1,245 @@
+"""Threads on `chat`, against SQLite and a real PostgreSQL: continued, switched, trimmed, serialised,
+shared by processes, and kept out of logs; a broken store leaves stateless chat working."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.server import build_server
+from kyma_mcp.settings import Settings
+from kyma_mcp.store import open_store
+from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
+from tests.results import error_text, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def stdio_server(emulator: EmulatorHandle, store_url: str, data_home: Path, **extra: str) -> Client:
+    env = extra | {
+        "KYMA_API_KEY": TEST_KEY,
+        "KYMA_BASE_URL": emulator.base_url,
+        "KYMA_STORE_URL": store_url,
+        "XDG_DATA_HOME": str(data_home),
+    }
+    return Client(StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=env))
+
+
+async def test_a_thread_continues_in_a_new_server_process_and_sends_its_history(
+    emulator: EmulatorHandle, store_url: str, tmp_path: Path
+) -> None:
+    async with stdio_server(emulator, store_url, tmp_path) as client:
+        first = structured(await client.call_tool("chat", {"prompt": "name three rivers", "system": "be brief"}))
+    conversation_id = first["conversation_id"]
+    assert len(conversation_id) >= 12
+    async with stdio_server(emulator, store_url, tmp_path) as client:
+        result = await client.call_tool("chat", {"prompt": "and one more", "conversation_id": conversation_id})
+    second = structured(result)
+    assert second["conversation_id"] == conversation_id
+    assert f"conversation_id: {conversation_id}" in text_of(result)
+    # The emulator counts one token per word plus 4 per message: system, turn 1 (user, reply), the new prompt.
+    sent = words("be brief") + words("name three rivers") + words(first["reply"]) + words("and one more")
+    assert second["usage"]["prompt_tokens"] == sent + 4 * 4
+
+
+async def test_the_model_can_change_between_turns_and_each_turn_records_its_own(
+    connect: ConnectFactory, store_url: str
+) -> None:
+    async with connect(store_url=store_url) as client:
+        first = structured(await client.call_tool("chat", {"prompt": "draft a plan", "model": "qwen-3.6-plus"}))
+        second = structured(
+            await client.call_tool(
+                "chat", {"prompt": "critique it", "model": "deepseek-r1", "conversation_id": first["conversation_id"]}
+            )
+        )
+    assert second["model_served"] == "deepseek-r1"
+    assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"]
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    turns = await store.turns(first["conversation_id"])
+    conversation = await store.conversation(first["conversation_id"])
+    await store.aclose()
+    assert [(t.model_requested, t.outcome.model_served, t.status) for t in turns] == [
+        ("qwen-3.6-plus", "qwen-3.6-plus", "complete"),
+        ("deepseek-r1", "deepseek-r1", "complete"),
+    ]
+    assert [t.outcome.completion_tokens for t in turns] == [first["usage"]["completion_tokens"], 24]
+    assert all(t.outcome.latency_ms is not None and t.outcome.finish_reason == "stop" for t in turns)
+    assert conversation is not None
+    assert conversation.models == ("qwen-3.6-plus", "deepseek-r1")
+    assert conversation.turns == 2
+    assert conversation.cost_micros > 0
+
+
+async def test_history_is_trimmed_to_a_small_context_model_with_a_note(connect: ConnectFactory, store_url: str) -> None:
+    long_prompt = "word " * 26_000  # 26k tokens: with 8k kept for the reply, no room in a 32k window
+    async with connect(store_url=store_url) as client:
+        first = structured(await client.call_tool("chat", {"prompt": long_prompt, "model": "kimi-k2.6"}))
+        thread = first["conversation_id"]
+        small = structured(
+            await client.call_tool(
+                "chat", {"prompt": "summarise", "model": "qwen-3-32b", "conversation_id": thread, "max_tokens": 8000}
+            )
+        )
+        roomy = structured(
+            await client.call_tool("chat", {"prompt": "again", "model": "kimi-k2.6", "conversation_id": thread})
+        )
+    assert small["usage"]["prompt_tokens"] == words("summarise") + 4
+    (note,) = small["notes"]
+    assert note.startswith("1 earliest turn of this conversation were not sent, to fit qwen-3-32b's 32,768-token")
+    assert f"kyma://conversations/{thread}" in note
+    assert roomy["notes"] == []
+    assert roomy["usage"]["prompt_tokens"] > 26_000
+
+
+async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
+    emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
+) -> None:
+    async with connect(store_url=store_url) as client:
+        thread = structured(await client.call_tool("chat", {"prompt": "start"}))["conversation_id"]
+        emulator.switches.update({"token_interval_ms": 20})
+        results: dict[str, dict[str, Any]] = {}
+        waits: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if message and "waiting for the previous turn" in message:
+                waits.append(message)
+
+        async def turn(prompt: str) -> None:
+            result = await client.call_tool(
+                "chat", {"prompt": prompt, "conversation_id": thread}, progress_callback=on_progress
+            )
+            results[prompt] = structured(result)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(turn, "first of two")
+            await anyio.sleep(0.05)
+            group.start_soon(turn, "second of two")
+    assert waits, "the second call reported that it waited"
+    assert results["second of two"]["usage"]["prompt_tokens"] > results["first of two"]["usage"]["prompt_tokens"]
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    turns = await store.turns(thread)
+    await store.aclose()
+    assert [t.seq for t in turns] == [1, 2, 3]
+    assert [t.status for t in turns] == ["complete"] * 3
+
+
+async def test_two_server_processes_share_one_sqlite_file_without_losing_a_turn(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    url = f"sqlite://{tmp_path / 'shared.sqlite3'}"
+    async with stdio_server(emulator, url, tmp_path) as client:
+        thread = structured(await client.call_tool("chat", {"prompt": "turn 0"}))["conversation_id"]
+
+    async def writer(name: str) -> None:
+        # Tier 4's rate limits, so that client-side pacing does not hold 200 quick calls back.
+        async with stdio_server(emulator, url, tmp_path, KYMA_TIER="4") as client:
+            for index in range(100):
+                # Half the turns on the shared thread (its lease crosses processes), half on new threads.
+                arguments = {"prompt": f"{name} {index}"} | ({"conversation_id": thread} if index % 2 else {})
+                structured(await client.call_tool("chat", arguments))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(writer, "a")
+        group.start_soon(writer, "b")
+    store = await open_store(Settings.model_validate({"store_url": url}))
+    shared = await store.turns(thread)
+    everything, total = await store.conversations(limit=500)
+    await store.aclose()
+    assert [t.seq for t in shared] == list(range(1, 102))
+    assert all(t.status == "complete" for t in shared)
+    assert total == 1 + 100
+    assert sum(c.turns for c in everything) == 201
+
+
+async def test_a_failed_turn_is_stored_as_failed_and_never_resent(
+    emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
+) -> None:
+    async with connect(store_url=store_url, max_retries=0) as client:
+        thread = structured(await client.call_tool("chat", {"prompt": "one two"}))["conversation_id"]
+        emulator.switches.update({"fail_next": [500]})
+        failed = await client.call_tool("chat", {"prompt": "lost words here", "conversation_id": thread})
+        after = structured(await client.call_tool("chat", {"prompt": "three", "conversation_id": thread}))
+    assert error_text(failed).startswith("[upstream_unavailable]")
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    turns = await store.turns(thread)
+    await store.aclose()
+    assert [(t.status, t.outcome.error_word) for t in turns] == [
+        ("complete", None),
+        ("failed", "upstream_unavailable"),
+        ("complete", None),
+    ]
+    first_reply = turns[0].outcome.reply
+    assert after["usage"]["prompt_tokens"] == words("one two") + words(first_reply) + words("three") + 3 * 4
+
+
+async def test_a_thread_argument_misuse_is_invalid_request(connect: ConnectFactory) -> None:
+    async with connect() as client:
+        both = await client.call_tool(
+            "chat", {"messages": [{"role": "user", "content": "hi"}], "conversation_id": "abcdefghijkl"}
+        )
+        unknown = await client.call_tool("chat", {"prompt": "hi", "conversation_id": "abcdefghijkl"})
+    assert error_text(both).startswith("[invalid_request] Pass `messages` or `conversation_id`, not both")
+    assert error_text(unknown).startswith("[invalid_request] No conversation 'abcdefghijkl'")
+    assert "kyma://conversations" in error_text(unknown)
+
+
+async def test_replacing_the_system_message_applies_to_later_turns(connect: ConnectFactory) -> None:
+    async with connect() as client:
+        first = structured(await client.call_tool("chat", {"prompt": "hi", "system": "one two three four"}))
+        thread = first["conversation_id"]
+        kept = structured(await client.call_tool("chat", {"prompt": "hi", "conversation_id": thread}))
+        replaced = structured(
+            await client.call_tool("chat", {"prompt": "hi", "conversation_id": thread, "system": "x"})
+        )
+    history_of_two = kept["usage"]["prompt_tokens"] - words("one two three four")
+    assert replaced["usage"]["prompt_tokens"] - words("x") == history_of_two + words(kept["reply"]) + words("hi") + 8
+
+
+async def test_a_corrupt_store_file_keeps_stateless_chat_working(connect: ConnectFactory, tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    path.write_bytes(b"not sqlite at all " * 200)
+    async with connect(store_url=f"sqlite://{path}") as client:
+        stateless = await client.call_tool("chat", {"prompt": "still there?"})
+        threaded = await client.call_tool("chat", {"prompt": "hi", "conversation_id": "abcdefghijkl"})
+    data = structured(stateless)
+    assert data["conversation_id"] is None
+    assert data["reply"].startswith("Echo from")
+    assert "not kept in a thread: [store_unavailable]" in data["notes"][0]
+    assert error_text(threaded).startswith("[store_unavailable]")
+    assert "not a readable SQLite database" in error_text(threaded)
+
+
+async def test_store_off_keeps_threads_in_memory_and_writes_no_file(connect: ConnectFactory, tmp_path: Path) -> None:
+    async with connect(store="off") as client:
+        thread = structured(await client.call_tool("chat", {"prompt": "private"}))["conversation_id"]
+        again = structured(await client.call_tool("chat", {"prompt": "more", "conversation_id": thread}))
+    assert again["conversation_id"] == thread
+    assert on_disk(tmp_path) == []
+
+
+def on_disk(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+async def test_conversation_content_never_reaches_the_logs(
+    emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture, store_url: str
+) -> None:
+    secret = "zebra-papaya-7781"
+    caplog.set_level(logging.DEBUG)
+    server = build_server(emulator_settings(emulator, store_url=store_url, max_retries=0))
+    async with Client(server) as client:
+        thread = structured(await client.call_tool("chat", {"prompt": f"remember {secret}"}))["conversation_id"]
+        emulator.switches.update({"fail_next": [500]})
+        await client.call_tool("chat", {"prompt": f"again {secret}", "conversation_id": thread})
+    assert secret not in caplog.text
