@@ -20,6 +20,7 @@ from kyma_mcp.errors import (
 from kyma_mcp.kyma.client import KymaClient, RouteInfo, clip
 from kyma_mcp.kyma.wire import JSONObject, integer, number, objects
 from kyma_mcp.progress import Progress
+from kyma_mcp.spend import Quote
 
 PARTIAL_REPLY_MARGIN_SECONDS = 0.5
 """A streamed reply stops this long before the deadline, so what arrived can still be returned."""
@@ -73,6 +74,21 @@ class ChatResult(BaseModel):
     latency_ms: int
     notes: list[str] = Field(default_factory=list[str], description="What to do about truncation, fallbacks, …")
     conversation_id: str | None = Field(default=None, description="Pass back to continue this thread")
+    estimate: Quote | None = Field(default=None, description="dry_run only: the estimated cost")
+
+    @classmethod
+    def dry_run(cls, model_requested: str, quote: Quote, notes: Sequence[str]) -> ChatResult:
+        """The structured result of a `dry_run`: no reply, the estimate, what the cap would do."""
+        return cls(
+            reply="",
+            model_requested=model_requested,
+            finish_reason="dry_run",
+            usage=Usage(),
+            fallback=Fallback(),
+            latency_ms=0,
+            notes=list(notes),
+            estimate=quote,
+        )
 
     def text(self) -> str:
         """The readable text content: the reply, then any notes the agent should act on, then the thread."""

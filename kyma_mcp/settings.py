@@ -85,6 +85,10 @@ class Settings(BaseModel):
     store: Literal["on", "off"] = "on"
     store_url: SecretStr | None = None
     conversation_days: int = Field(default=30, ge=1, le=36_500)
+    allow_unpriced: bool = False
+    budget_usd: float | None = Field(default=None, ge=0)
+    budget_period: Literal["day", "week", "month", "session"] = "day"
+    confirm_above_usd: float | None = Field(default=None, ge=0)
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
@@ -169,6 +173,10 @@ _ENV_FIELDS = {
     "KYMA_STORE": "store",
     "KYMA_STORE_URL": "store_url",
     "KYMA_CONVERSATION_DAYS": "conversation_days",
+    "KYMA_ALLOW_UNPRICED": "allow_unpriced",
+    "KYMA_BUDGET_USD": "budget_usd",
+    "KYMA_BUDGET_PERIOD": "budget_period",
+    "KYMA_CONFIRM_ABOVE_USD": "confirm_above_usd",
 }
 _SECRET_FIELDS = {"api_key", "mcp_auth_token", "store_url"}
 

@@ -75,7 +75,7 @@ class ImageFile(BaseModel):
 
 class ImageResult(BaseModel):
     job_id: str
-    status: Literal["running", "succeeded"] = Field(
+    status: Literal["running", "succeeded", "dry_run"] = Field(
         description="running: the job outlived this call; call get_image_job with job_id to keep waiting"
     )
     model: str

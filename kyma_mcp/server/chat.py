@@ -8,10 +8,32 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import Field, WithJsonSchema
 
 from kyma_mcp import conversations
-from kyma_mcp.chat import ChatMessage, ChatResult, Role, build_messages, build_payload, check_vision, stream_reply
+from kyma_mcp.chat import (
+    ChatMessage,
+    ChatResult,
+    Role,
+    build_messages,
+    build_payload,
+    check_vision,
+    has_images,
+    stream_reply,
+)
 from kyma_mcp.errors import StoreUnavailableError
-from kyma_mcp.server.context import BILLED, AppContext, AppState, ModelId, ToolSpec, progress_of, tool_errors
+from kyma_mcp.server.context import (
+    BILLED,
+    AppContext,
+    AppState,
+    DryRun,
+    MaxCost,
+    ModelId,
+    ToolSpec,
+    dry_run_result,
+    progress_of,
+    tool_errors,
+)
+from kyma_mcp.spend import Plan, plan_chat
 from kyma_mcp.store import Store
+from kyma_mcp.store.records import Turn
 from kyma_mcp.vision import to_image_url
 
 MESSAGES_SCHEMA = {
@@ -48,6 +70,8 @@ async def chat(
     stop: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=4)] = None,
     response_format: Literal["text", "json_object"] = "text",
     reasoning_effort: Literal["none", "low", "medium", "high", "max"] | None = None,
+    max_cost_usd: MaxCost = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, ChatResult]:
     """Ask a Kyma model: a second opinion, cheaper bulk work, reasoning, or reading images (vision models).
 
@@ -67,7 +91,10 @@ async def chat(
             check_vision(model_id, current, view)
         store, unavailable = await _store(state, conversation_id)
         turn = None
-        if store is not None:
+        earlier: list[Turn] = []
+        if store is not None and dry_run:  # a dry run reads the thread, never starts a turn in it
+            earlier = await store.turns(conversation_id) if conversation_id else []
+        elif store is not None:
             turn = await conversations.begin(
                 store,
                 conversation_id=conversation_id,
@@ -85,28 +112,41 @@ async def chat(
         window = info.context_window if info else None
         fitted = conversations.fit_history(
             system=turn.system if turn else system,
-            earlier=turn.earlier if turn else (),
+            earlier=turn.earlier if turn else earlier,
             current=current,
             context_window=window,
             output_allowance=allowance,
         )
-        payload = build_payload(
-            model_id,
-            fitted.messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            response_format=response_format,
-            reasoning_effort=reasoning_effort,
-        )
         try:
+            plan = Plan(None, max_tokens)
+            if max_cost_usd is not None or dry_run:
+                plan = await plan_chat(
+                    state.catalog,
+                    model_id,
+                    fitted.messages,
+                    max_tokens=max_tokens,
+                    cap=max_cost_usd,
+                    needs_vision=has_images(fitted.messages),
+                    allow_unpriced=state.settings.allow_unpriced,
+                )
+            if dry_run and plan.quote is not None:
+                return dry_run_result(ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes)
+            payload = build_payload(
+                model_id,
+                fitted.messages,
+                max_tokens=plan.max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop=stop,
+                response_format=response_format,
+                reasoning_effort=reasoning_effort,
+            )
             result = await stream_reply(
                 state.client,
                 state.catalog,
                 progress,
                 payload,
-                max_tokens=max_tokens,
+                max_tokens=plan.max_tokens,
                 deadline_at=deadline_at,
                 deadline_seconds=state.settings.tool_timeout_seconds,
             )
@@ -114,6 +154,7 @@ async def chat(
             if store is not None and turn is not None:
                 await conversations.finish(store, turn, conversations.failure_of(exc))
             raise
+        result.notes[:0] = plan.notes
         if store is not None and turn is not None:
             await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
             result.conversation_id = turn.conversation_id

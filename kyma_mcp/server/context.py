@@ -3,7 +3,7 @@ translation of Kyma errors into the `ToolError` text the model reads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -14,8 +14,8 @@ import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Catalog
 from kyma_mcp.errors import KymaError, deadline_error, redact
@@ -23,6 +23,7 @@ from kyma_mcp.images.jobs import ImageJobs
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.progress import Progress, reporting
 from kyma_mcp.settings import Settings
+from kyma_mcp.spend import Quote, dry_run_text
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.usage import SessionUsage
 
@@ -32,6 +33,8 @@ BILLED = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 and hints cannot depend on arguments); the rest only read."""
 
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap for this call")]
+DryRun = Annotated[bool, Field(description="Only estimate the cost")]
 
 
 @dataclass
@@ -113,6 +116,14 @@ class SharedState:
                 self._state = None
                 await state.client.aclose()
                 await state.store.aclose()
+
+
+def dry_run_result(result: BaseModel, quotes: Sequence[Quote], notes: Sequence[str]) -> CallToolResult:
+    """A billed tool's answer to `dry_run: true`: the estimate as text, `result` as structured content."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=dry_run_text(quotes, notes))],
+        structured_content=result.model_dump(mode="json"),
+    )
 
 
 def progress_of(ctx: AppContext) -> Progress:

@@ -7,8 +7,28 @@ from typing import Annotated
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from kyma_mcp.images.jobs import Delivery, IdempotencyKey, ImageRequest, ImageResult, ImageSize, JobId
-from kyma_mcp.server.context import BILLED, READ_ONLY, AppContext, ModelId, ToolSpec, progress_of, tool_errors
+from kyma_mcp.images.jobs import (
+    Delivery,
+    IdempotencyKey,
+    ImageRequest,
+    ImageResult,
+    ImageSize,
+    JobId,
+    check_request,
+)
+from kyma_mcp.server.context import (
+    BILLED,
+    READ_ONLY,
+    AppContext,
+    DryRun,
+    MaxCost,
+    ModelId,
+    ToolSpec,
+    dry_run_result,
+    progress_of,
+    tool_errors,
+)
+from kyma_mcp.spend import dry_run_text, fit_images, quote_images
 
 
 async def generate_image(
@@ -21,6 +41,8 @@ async def generate_image(
     idempotency_key: Annotated[
         IdempotencyKey | None, Field(description="Same key = same job, never billed twice")
     ] = None,
+    max_cost_usd: MaxCost = None,
+    dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Make pictures, logos or edits (flux-kontext-pro + image_url); previews come back, files are saved.
 
@@ -31,6 +53,21 @@ async def generate_image(
     progress = progress_of(ctx)
     async with tool_errors(state, "generate_image", progress) as deadline_at:
         view = await state.catalog.view()
+        if max_cost_usd is not None or dry_run:
+            model_id = check_request(view, request)
+            quote = quote_images(model_id, view.find(model_id), n, view.source)
+            plan = fit_images(quote, max_cost_usd, catalog=view.models, allow_unpriced=state.settings.allow_unpriced)
+            if dry_run:
+                dry = ImageResult(
+                    job_id="",
+                    status="dry_run",
+                    model=quote.model,
+                    images=[],
+                    estimated_cost_usd=quote.cost_usd,
+                    charged_usd=None,
+                    message=dry_run_text([quote], plan.notes),
+                )
+                return dry_run_result(dry, [quote], plan.notes)
         delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
     state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)
     return _image_result(delivery)
