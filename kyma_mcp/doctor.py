@@ -3,9 +3,10 @@
 Checks, in order: versions; settings parse; `KYMA_API_KEY` set (shown as `ky-…last4`, never more);
 the gateway reachable, its latency and clock; the key accepted (`GET /auth/limits`, one cheap
 authenticated call); the tier and limits as learned (the same resolver as `get_limits`); the
-catalog's source and age; the image folder writable; every host config on this machine that
-mentions kyma-mcp, whether its command exists and runs (`--version`) and whether its env names a
-key. Exit 0 only when every check passes; `--json` prints the same as one JSON object.
+catalog's source and age; the image folder writable; the conversations store readable; every
+host config on this machine that mentions kyma-mcp, whether its command exists and runs
+(`--version`) and whether its env names a key. Exit 0 only when every check passes; `--json`
+prints the same as one JSON object.
 
 This is not the MCP server: its stdout is for a person (or a script, with --json).
 """
@@ -80,6 +81,7 @@ def run_checks(machine: Machine) -> list[Check]:
     checks.append(_key_set(settings))
     checks += anyio.run(_gateway_checks, settings)
     checks.append(_output_folder(settings))
+    checks.append(anyio.run(_store, settings))
     checks += list(_host_configs(machine))
     return checks
 
@@ -236,6 +238,29 @@ def _output_folder(settings: Settings) -> Check:
     except (KymaError, OSError) as exc:
         return Check("image folder", False, str(exc), "set KYMA_OUTPUT_DIR to a writable absolute folder")
     return Check("image folder", True, f"writable: {folder}")
+
+
+async def _store(settings: Settings) -> Check:
+    """The conversations store opens and reads; a SQLite file not made yet is fine (made on first use)."""
+    from kyma_mcp.store import default_path, open_store
+
+    if settings.store == "off":
+        return Check("store", True, "off (KYMA_STORE=off): conversations live in memory only")
+    url = settings.store_url.get_secret_value() if settings.store_url is not None else None
+    if url is None or url.startswith("sqlite://"):
+        path = Path(url.removeprefix("sqlite://")) if url else default_path()
+        if not path.exists():
+            return Check("store", True, f"{path} not created yet (made on first use)")
+    try:
+        store = await open_store(settings)
+        try:
+            _, total = await store.conversations(limit=1)
+            where = store.where
+        finally:
+            await store.aclose()
+    except KymaError as exc:
+        return Check("store", False, str(exc), "fix KYMA_STORE_URL or the file's permissions; KYMA_STORE=off skips it")
+    return Check("store", True, f"readable: {where}, {total} conversations")
 
 
 def _host_configs(machine: Machine) -> Iterator[Check]:

@@ -16,7 +16,12 @@ from tests.conftest import TEST_KEY
 def machine_for(tmp_path: Path, base_url: str, key: str | None = TEST_KEY) -> Machine:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": "/usr/bin:/bin", "KYMA_BASE_URL": base_url, "KYMA_OUTPUT_DIR": str(tmp_path / "images")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KYMA_BASE_URL": base_url,
+        "KYMA_OUTPUT_DIR": str(tmp_path / "images"),
+        "KYMA_STORE_URL": f"sqlite://{tmp_path / 'store.sqlite3'}",
+    }
     if key is not None:
         env["KYMA_API_KEY"] = key
     return Machine(home=home, cwd=tmp_path, env=env, platform="linux")
@@ -49,7 +54,7 @@ def test_everything_passes_against_the_emulator(
 
     out = capsys.readouterr().out
     assert failures(out) == []
-    for name in ("KYMA_API_KEY", "gateway", "key accepted", "tier", "catalog", "image folder", "clock"):
+    for name in ("KYMA_API_KEY", "gateway", "key accepted", "tier", "catalog", "image folder", "store", "clock"):
         assert f"✓ {name}:" in out
     assert out.count("'kyma': runs ") == 3
     assert "catalog: live" in out
@@ -136,3 +141,37 @@ def test_a_claude_desktop_entry_without_a_key_is_reported(
     assert main([], machine=machine) == 1
 
     assert "fix: kyma-mcp install --client claude-desktop --force --api-key-env KYMA_API_KEY" in capsys.readouterr().out
+
+
+def test_an_existing_store_is_opened_and_read(
+    emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anyio
+
+    from kyma_mcp.settings import Settings
+    from kyma_mcp.store import open_store
+
+    machine = installed(machine_for(tmp_path, emulator.base_url), "cursor")
+
+    async def create() -> None:
+        store = await open_store(Settings.from_env(machine.env))
+        await store.aclose()
+
+    anyio.run(create)
+    capsys.readouterr()
+
+    assert main([], machine=machine) == 0
+    assert "✓ store: readable: " in capsys.readouterr().out
+
+
+def test_an_unreadable_store_is_reported(
+    emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    machine = installed(machine_for(tmp_path, emulator.base_url), "cursor")
+    (tmp_path / "store.sqlite3").write_bytes(b"this is not a database" * 100)
+    capsys.readouterr()
+
+    assert main([], machine=machine) == 1
+    out = capsys.readouterr().out
+    assert "✗ store: " in out
+    assert "fix: fix KYMA_STORE_URL" in out
