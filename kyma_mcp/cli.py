@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("kyma_mcp.install.command:uninstall_main", "remove kyma-mcp from an MCP host's config"),
     "doctor": ("kyma_mcp.doctor:main", "check the key, the gateway, the catalog and host configs, with fixes"),
     "emulator": ("kyma_mcp.emulator:main", "run the local Kyma gateway emulator"),
+    "conversations": ("kyma_mcp.conversations_cli:main", "list, show, export, delete or prune stored chat threads"),
 }
 """name -> ("module:function" taking the remaining arguments and returning an exit code, one-line help).
 
