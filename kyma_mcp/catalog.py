@@ -34,7 +34,9 @@ from kyma_mcp.kyma.wire import JSONObject, json_object, number, objects
 Kind = Literal["chat", "image", "audio", "video", "unknown"]
 """Only `chat` models are offered for chat and only `image` models for images; the rest are listed."""
 Capability = Literal["vision", "tools", "reasoning", "caching", "long_context", "image_generation", "image_edit"]
-Source = Literal["live", "cached", "bundled"]
+Source = Literal["live", "cached", "stale", "bundled"]
+"""live: fetched now; cached: fetched within the cache time; stale: older than that, because the
+gateway could not be reached since; bundled: the snapshot shipped in the package."""
 
 LONG_CONTEXT_TOKENS = 256_000
 """A model with at least this context window counts as `long_context`."""
@@ -280,7 +282,9 @@ class CatalogView:
     aliases: Mapping[str, str] = field(default_factory=aliases)
     """The live `aliases` map when the gateway sent one, else the snapshot's."""
     failure: str | None = None
-    """Why the gateway's list could not be read, when the view is the bundled snapshot."""
+    """Why the gateway's list could not be read, when the view is stale or the bundled snapshot."""
+    age_seconds: float | None = None
+    """How old a stale list is."""
 
     @property
     def live(self) -> bool:
@@ -326,7 +330,8 @@ class Catalog:
                     return CatalogView(models, "live", self._aliases)
                 self._failed_at = self._clock()
             if self._cached is not None:
-                return CatalogView(self._cached, "cached", self._aliases)
+                age = self._clock() - self._fetched_at
+                return CatalogView(self._cached, "stale", self._aliases, self._failure, age)
             return CatalogView(bundled_models(), "bundled", aliases(), self._failure)
 
     async def _try_fetch(self) -> list[ModelInfo]:
@@ -393,12 +398,20 @@ class ListModelsResult(BaseModel):
     models: list[ModelRow]
     total: int = Field(description="Models matching the filters, before paging")
     next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page")
-    source: Source = Field(description="live, cached (fetched < 5 min ago) or bundled (offline snapshot)")
+    source: Source = Field(
+        description="live, cached (fetched < 5 min ago), stale (older; Kyma unreachable since) or bundled (snapshot)"
+    )
     note: str | None = None
 
 
 def page(
-    chosen: Sequence[ModelInfo], *, limit: int, offset: int, source: Source, failure: str | None = None
+    chosen: Sequence[ModelInfo],
+    *,
+    limit: int,
+    offset: int,
+    source: Source,
+    failure: str | None = None,
+    age_seconds: float | None = None,
 ) -> tuple[Sequence[ModelInfo], ListModelsResult]:
     """One page of `chosen`: the models on it and the `list_models` result describing it."""
     rows = chosen[offset : offset + limit]
@@ -408,15 +421,35 @@ def page(
         total=len(chosen),
         next_offset=next_offset,
         source=source,
-        note=bundled_note(failure) if source == "bundled" else None,
+        note=bundled_note(failure) if source == "bundled" else stale_note(failure, age_seconds),
     )
     return rows, result
+
+
+def stale_note(failure: str | None, age_seconds: float | None) -> str | None:
+    """How old a stale list is and why it was not refreshed; None when the list is not stale."""
+    if age_seconds is None:
+        return None
+    why = f" ({_failure_text(failure)})" if failure else ""
+    return (
+        f"This is the gateway's list from {_age(age_seconds)} ago: it could not be reached since{why}. "
+        "Models or prices may have changed."
+    )
+
+
+def _age(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _failure_text(failure: str) -> str:
+    return failure.removeprefix("[").split("] ", 1)[-1][:200]
 
 
 def bundled_note(failure: str | None) -> str:
     """Why a list is the snapshot, and that it is Kyma's list of that date, not this gateway's."""
     taken = json_object(bundled_document().get("snapshot")).get("taken", "an earlier date")
-    why = f" ({failure.removeprefix('[').split('] ', 1)[-1][:200]})" if failure else ""
+    why = f" ({_failure_text(failure)})" if failure else ""
     return (
         f"This is Kyma's own model list as of {taken}, bundled with kyma-mcp, not this gateway's: the gateway's "
         f"list could not be read{why}. The gateway may serve other models; calls go to it unchanged."

@@ -313,15 +313,16 @@ async def stream_reply(
     try:
         async with client.chat_stream(payload) as stream:
             route = stream.route
+            speaker = route.model_served or model_id  # one name for the whole progress stream
             with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
                 chunks = stream.chunks()
                 async for chunk in chunks:
                     first = not builder.started
                     builder.add(chunk)
                     if first and builder.started:
-                        await progress.report(f"first tokens from {route.model_served or model_id}")
+                        await progress.report(f"first tokens from {speaker}")
                     elif builder.started and progress.due():
-                        await progress.report(f"{builder.characters} characters from {model_id}")
+                        await progress.report(f"{builder.characters} characters from {speaker}")
                     if builder.characters > bounds.reply_chars + REPLY_READ_MARGIN_CHARS:
                         await chunks.aclose()  # the rest would be cut anyway: leaving the block ends the stream
                         break

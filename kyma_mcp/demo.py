@@ -14,7 +14,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp import Client, StdioServerParameters
@@ -41,8 +41,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "KYMA_OUTPUT_DIR": out,
             "PATH": os.environ.get("PATH", ""),
         }
-        _say(f"Kyma emulator at {emulator.base_url}; starting `kyma-mcp` over stdio…")
+        _say(
+            f"Kyma emulator at {emulator.base_url}: a local stand-in for Kyma. Every reply below comes from it\n"
+            "(echoed prompts and filler words, not a model's answer) and nothing is billed.\n"
+            "Starting `kyma-mcp` over stdio, as an MCP host would…"
+        )
         anyio.run(_tour, env)
+    _heading("next")
+    _say("  Use it from your MCP host with a real key from kymaapi.com (the installer keeps a backup;")
+    _say("  --dry-run shows the change first; clients: claude-desktop, claude-code, cursor, vscode,")
+    _say("  codex, gemini, windsurf), then check the setup with `kyma-mcp doctor`.")
+    _say("next: kyma-mcp install --client claude-code")
     return 0
 
 
@@ -64,10 +73,10 @@ async def _tour(env: dict[str, str]) -> None:
         pick = Recommendation.model_validate(recommendation.structured_content).pick
         ready: dict[str, Any] = pick.chat if pick is not None and pick.chat else {"model": "best"}
         arguments = {**ready, "prompt": "Suggest three unit tests for a date parser."}
-        _heading(f"chat {json.dumps(arguments)}  (the pick's ready-made arguments)")
+        _heading(f"chat {json.dumps(arguments)}  (the pick's ready-made arguments; an emulator reply)")
         _show(await client.call_tool("chat", arguments), fields=("model_served", "usage"))
 
-        _heading('chat {"prompt": "Explain rate limits in one paragraph.", "model": "best"}  (streamed)')
+        _heading('chat {"prompt": "Explain rate limits in one paragraph.", "model": "best"}  (streamed, emulated)')
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             _say(f"  … progress {progress:g}: {message}")
@@ -106,7 +115,23 @@ def _show(result: CallToolResult, fields: Sequence[str] = ()) -> None:
     _say(textwrap.indent(text, "  | "))
     structured: dict[str, Any] = result.structured_content or {}
     for field in fields:
-        _say(f"  {field}: {json.dumps(structured.get(field))}")
+        _say(f"  {field}: {_rendered(structured.get(field), field)}")
+
+
+def _rendered(value: Any, key: str = "") -> str:
+    """A field as a person reads it: money as `$0.00006`, not `6e-05`."""
+    if isinstance(value, float) and ("usd" in key or "cost" in key):
+        return money(value)
+    if isinstance(value, dict):
+        items = cast(dict[str, Any], value).items()
+        return "{" + ", ".join(f"{k}: {_rendered(v, k)}" for k, v in items) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def money(usd: float) -> str:
+    """`6e-05` as `$0.00006`: every digit Kyma sent, no exponent, no trailing zeros."""
+    digits = f"{usd:.10f}".rstrip("0").rstrip(".")
+    return f"${digits or '0'}"
 
 
 def _heading(text: str) -> None:

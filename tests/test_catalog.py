@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kyma_mcp.catalog import Catalog, ModelRow, aliases, bundled_models, find, normalise, select
+from kyma_mcp.catalog import Catalog, ModelRow, aliases, bundled_models, find, models_text, normalise, page, select
 from kyma_mcp.errors import UpstreamUnavailableError
 
 
@@ -137,5 +137,35 @@ async def test_catalog_keeps_stale_data_over_the_snapshot() -> None:
 
     view = await catalog.view()
 
-    assert view.source == "cached"
+    assert view.source == "stale"
+    assert view.age_seconds == 11
+    assert view.failure is not None
+    assert "down" in view.failure
     assert [m.id for m in view.models] == ["live-only"]
+
+
+@pytest.mark.anyio
+async def test_a_stale_list_says_how_old_it_is_and_why() -> None:
+    state = {"up": True}
+
+    async def fetch() -> dict[str, Any]:
+        if not state["up"]:
+            raise UpstreamUnavailableError("Kyma could not be reached")
+        return {"data": [{"id": "live-only"}]}
+
+    clock = FakeClock()
+    catalog = Catalog(fetch, ttl_seconds=300, clock=clock)
+    await catalog.view()
+    state["up"] = False
+    clock.now = 3600
+
+    view = await catalog.view()
+    _, result = page(
+        view.models, limit=10, offset=0, source=view.source, failure=view.failure, age_seconds=view.age_seconds
+    )
+
+    assert result.source == "stale"
+    assert result.note is not None
+    assert "from 60 min ago" in result.note
+    assert "Kyma could not be reached" in result.note
+    assert "(source: stale)" in models_text(view.models, result)

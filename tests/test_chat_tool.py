@@ -84,6 +84,23 @@ async def test_streamed_tokens_arrive_as_increasing_progress(connect: ConnectFac
     assert "first tokens" in seen[0][1]
 
 
+async def test_progress_names_one_model_the_served_one(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    emulator.switches.token_interval_ms = 40
+    emulator.switches.reply_words = 20
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with connect() as client:
+        result = await client.call_tool("chat", {"prompt": "stream", "model": "best"}, progress_callback=on_progress)
+
+    served = structured(result)["model_served"]
+    assert served != "best"
+    assert len(messages) >= 2
+    assert all(message.endswith(f"from {served}") for message in messages)
+
+
 async def test_a_reply_cut_at_max_tokens_says_how_to_get_more(connect: ConnectFactory) -> None:
     async with connect() as client:
         result = await client.call_tool("chat", {"prompt": "[[words=50]] long please", "max_tokens": 5})

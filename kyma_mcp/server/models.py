@@ -31,7 +31,9 @@ async def list_models(
     chosen = select(
         view.models, kind=kind, capability=capability, search=search, min_context=min_context, min_output=min_output
     )
-    rows, result = page(chosen, limit=limit, offset=offset, source=view.source, failure=view.failure)
+    rows, result = page(
+        chosen, limit=limit, offset=offset, source=view.source, failure=view.failure, age_seconds=view.age_seconds
+    )
     state.usage.record("list_models")
     return CallToolResult(
         content=[TextContent(type="text", text=models_text(rows, result))],
