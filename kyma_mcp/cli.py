@@ -111,6 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"kyma-mcp: {exc}\n")
         return EXIT_CONFIG
+    from kyma_mcp.redaction import install_log_redaction
+
+    install_log_redaction(settings.secrets)  # the SDK's and uvicorn's log lines pass the same handler
     if http is None and sys.stdin.isatty():
         sys.stderr.write(_TERMINAL_HINT + ("" if settings.has_api_key else " KYMA_API_KEY is not set.") + "\n")
     elif not settings.has_api_key:

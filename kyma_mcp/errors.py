@@ -21,6 +21,7 @@ into MCP `ToolError`s; nothing else reaches the model.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -122,11 +123,38 @@ def missing_key_error(endpoint: str) -> AuthMissingError:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Remove every secret (and any bearer token) from text that may reach the model or a log."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """Remove every secret in each of its forms (`secret_forms`), and any bearer token, from text
+    that may reach the model or a log."""
+    for form in secret_forms(tuple(secrets)):
+        text = text.replace(form, "***")
     return re.sub(r"\b(ky|kyma|km|sk)-[A-Za-z0-9_\-]{6,}", r"\1-***", text)
+
+
+@functools.lru_cache(maxsize=8)
+def secret_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """The ways a secret shows up in text, longest first: verbatim, without its `ky-` prefix,
+    URL-encoded, and base64-encoded at any offset (as in `Basic base64(user:key)`).
+
+    For base64 the stable middle of the encoding is used: the 4-character groups that hold
+    only the secret's bytes, whatever comes before or after it.
+    """
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) < 8:
+            continue
+        bare = secret.split("-", 1)[1] if secret.startswith(("ky-", "sk-", "km-")) else secret
+        for variant in {secret, bare}:
+            if len(variant) >= 8:
+                forms |= {variant, quote(variant, safe=""), quote_plus(variant)}
+        for offset in range(3):
+            encoded = base64.b64encode(b"\0" * offset + secret.encode()).decode("ascii")
+            core = encoded[4 if offset else 0 : -4]
+            if len(core) >= 8:
+                forms.add(core)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def upstream_message(body: bytes) -> str:

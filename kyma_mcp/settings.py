@@ -125,6 +125,12 @@ class Settings(BaseModel):
         raise ValueError("must be postgresql://user:password@host/database or sqlite:///absolute/path.sqlite3")
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The API key and the HTTP bearer token: never shown, in any form, in any channel."""
+        values = (self.api_key, self.mcp_auth_token)
+        return tuple(value.get_secret_value() for value in values if value and value.get_secret_value())
+
+    @property
     def has_api_key(self) -> bool:
         return self.api_key is not None and bool(self.api_key.get_secret_value())
 

@@ -37,9 +37,10 @@ from kyma_mcp.errors import (
 )
 from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
 from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, preview, preview_share
-from kyma_mcp.kyma.client import ByteBudget, KymaClient, clip, shown_url
+from kyma_mcp.kyma.client import ByteBudget, KymaClient, clip, shown_url, without_credentials
 from kyma_mcp.kyma.pacing import JobSlots
 from kyma_mcp.kyma.wire import JSONObject, integer, json_list, json_object, number
+from kyma_mcp.redaction import scrub_bytes
 from kyma_mcp.settings import Bounds, Settings
 from kyma_mcp.vision import image_mime_type
 
@@ -371,7 +372,9 @@ class ImageJobs:
         if failures:
             raise failures[0]
         await progress(f"Job {job.id}: saving and making previews")
-        files = await anyio.to_thread.run_sync(_save_all, folder, stems, saved, contents, self._bounds.image_pixels)
+        files = await anyio.to_thread.run_sync(
+            _save_all, folder, stems, saved, contents, self._bounds.image_pixels, self._client.secrets
+        )
         previews = await self._previews(contents, done_by)
         if len(previews) < len(contents):
             notes.append(f"{len(contents) - len(previews)} preview(s) left out (too large or out of time).")
@@ -473,13 +476,20 @@ def after_submit(exc: KymaError, job_id: str) -> KymaError:
 
 
 def _save_all(
-    folder: Path, stems: Sequence[str], saved: Sequence[Path | None], contents: Sequence[bytes], max_pixels: int
+    folder: Path,
+    stems: Sequence[str],
+    saved: Sequence[Path | None],
+    contents: Sequence[bytes],
+    max_pixels: int,
+    secrets: tuple[str, ...],
 ) -> list[tuple[Path, int | None, int | None]]:
-    """Blocking work, run in a thread: write new files and read their sizes from their headers."""
+    """Blocking work, run in a thread: write new files (no key in their metadata) and read their
+    sizes from their headers."""
     files: list[tuple[Path, int | None, int | None]] = []
     for stem, path, data in zip(stems, saved, contents, strict=True):
         facts = inspect(data, max_pixels)
-        files.append((path or save(folder, stem, facts.extension, data), facts.width, facts.height))
+        kept = path or save(folder, stem, facts.extension, scrub_bytes(data, secrets))
+        files.append((kept, facts.width, facts.height))
     return files
 
 
@@ -498,7 +508,7 @@ def _succeeded(
         status="succeeded",
         model=job.model,
         images=[
-            ImageFile(url=url, file=str(path), width=width, height=height)
+            ImageFile(url=without_credentials(url), file=str(path), width=width, height=height)
             for url, (path, width, height) in zip(job.urls, files, strict=True)
         ],
         estimated_cost_usd=job.estimated_cost,

@@ -596,6 +596,17 @@ def shown_url(url: str) -> str:
     return shown if len(shown) <= 200 else shown[:199] + "…"
 
 
+def without_credentials(url: str) -> str:
+    """An URL with any `user:password@` removed: what an agent may be shown and fetch itself."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return shown_url(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 async def _read_capped(response: httpx2.Response, max_bytes: int, budget: ByteBudget | None = None) -> bytes:
     """The whole body of a streamed response, refusing one larger than `max_bytes`."""
     what = shown_url(str(response.url))

@@ -14,12 +14,14 @@ from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from kyma_mcp import __version__
+from kyma_mcp.errors import redact
+from kyma_mcp.redaction import redact_json
 from kyma_mcp.server import chat, conversations, images, limits, models, recommend
 from kyma_mcp.server.arguments import ToolArguments
 from kyma_mcp.server.context import ResourceSpec, SharedState, ToolSpec, resource_state
@@ -58,11 +60,14 @@ class KymaServer(MCPServer):
         super().remove_tool(name)
         self._listed = None
 
+    secrets: tuple[str, ...] = ()
+    """The API key and bearer token: removed, in all their forms, from every result and resource."""
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except UnexpectedToolError:
             raise
         except ToolError as exc:
@@ -71,9 +76,24 @@ class KymaServer(MCPServer):
                 message = f"[invalid_request] Bad arguments for {name}: {problems}. Fix them and call again."
                 raise ToolError(message) from exc.__cause__
             message = str(exc).removeprefix(f"Error executing tool {name}: ")
-            if message == str(exc):
+            if message == str(exc) and not self.secrets:
                 raise
-            raise ToolError(message) from exc.__cause__
+            raise ToolError(redact(message, self.secrets)) from exc.__cause__
+        return self._redacted(result) if isinstance(result, CallToolResult) else result
+
+    def _redacted(self, result: CallToolResult) -> CallToolResult:
+        """The result with every secret form removed from its text and structured content
+        (which passes gateway JSON through, e.g. get_limits); image data is ours, not upstream text."""
+        if not self.secrets:
+            return result
+        content = [
+            block.model_copy(update={"text": redact(block.text, self.secrets)})
+            if isinstance(block, TextContent)
+            else block
+            for block in result.content
+        ]
+        structured = redact_json(result.structured_content, self.secrets)
+        return result.model_copy(update={"content": content, "structured_content": structured})
 
     async def read_resource(
         self, uri: Any, context: Context[Any, Any] | None = None
@@ -83,9 +103,17 @@ class KymaServer(MCPServer):
             return await super().read_resource(uri, context)
         token = resource_state.set(context.request_context.lifespan_context)
         try:
-            return await super().read_resource(uri, context)
+            contents = await super().read_resource(uri, context)
         finally:
             resource_state.reset(token)
+        if isinstance(contents, InputRequiredResult) or not self.secrets:
+            return contents
+        return [
+            ReadResourceContents(redact(item.content, self.secrets), item.mime_type, item.meta)
+            if isinstance(item.content, str)
+            else item
+            for item in contents
+        ]
 
 
 def _problem(error: ErrorDetails) -> str:
@@ -129,6 +157,7 @@ def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | N
     server = KymaServer(
         "kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan, tools=list(build_tools())
     )
+    server.secrets = settings.secrets
     for module in TOOL_MODULES:
         resources: tuple[ResourceSpec, ...] = getattr(module, "RESOURCES", ())
         for resource in resources:
