@@ -143,8 +143,10 @@ def secret_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:
 
     forms: set[str] = set()
     for secret in secrets:
+        if secret:
+            forms.add(secret)
         if len(secret) < 8:
-            continue
+            continue  # a short secret's other forms would match ordinary text
         bare = secret.split("-", 1)[1] if secret.startswith(("ky-", "sk-", "km-")) else secret
         for variant in {secret, bare}:
             if len(variant) >= 8:
