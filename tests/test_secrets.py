@@ -119,7 +119,7 @@ async def test_no_channel_carries_the_key_in_any_form(tmp_path: Path, monkeypatc
     assert "You sent Authorization: Bearer ***" in everything  # the reply itself still arrives
     assert "an SDK line quoting ***" in log.getvalue()
     assert not leaks(log.getvalue()), log.getvalue()
-    files = [path async for path in anyio.Path(tmp_path).iterdir()]
+    files = [path async for path in anyio.Path(tmp_path).glob("*.png")]
     assert len(files) == 1
     saved = await files[0].read_bytes()
     assert not leaks(saved.decode("latin-1"))
