@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import anyio
 from pydantic import BaseModel, Field
@@ -12,13 +13,13 @@ from pydantic import BaseModel, Field
 from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo, find, retirement_note
 from kyma_mcp.errors import (
     InvalidRequestError,
+    KymaError,
     ModelNotFoundError,
-    UpstreamUnavailableError,
     deadline_error,
     unknown_model_error,
 )
 from kyma_mcp.kyma.client import KymaClient, RouteInfo, clip
-from kyma_mcp.kyma.wire import JSONObject, integer, number, objects
+from kyma_mcp.kyma.wire import JSONObject, integer, json_object, number, objects
 from kyma_mcp.progress import Progress
 from kyma_mcp.spend import Quote
 
@@ -28,6 +29,8 @@ REPLY_READ_MARGIN_CHARS = 1_000
 """Reading stops this far past `Bounds.reply_chars` (KYMA_MAX_REPLY_CHARS): enough to know the reply was cut."""
 
 Role = Literal["system", "user", "assistant", "tool"]
+MAX_TOOL_CALLS = 64
+"""Tool calls kept from one reply (and accepted in one assistant message)."""
 
 
 class TextPart(BaseModel):
@@ -45,11 +48,12 @@ class ImagePart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    """One OpenAI-style message; `content` is text or a list of text/image parts."""
+    """One OpenAI-style message; `content` is text or a list of text/image parts (null beside `tool_calls`)."""
 
     role: Role
-    content: str | list[TextPart | ImagePart] = Field(max_length=400_000)
+    content: str | list[TextPart | ImagePart] | None = Field(default=None, max_length=400_000)
     tool_call_id: str | None = Field(default=None, max_length=200)
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOL_CALLS)
 
 
 class Usage(BaseModel):
@@ -57,6 +61,9 @@ class Usage(BaseModel):
     completion_tokens: int | None = None
     total_tokens: int | None = None
     cost_usd: float | None = Field(default=None, description="USD Kyma charged for this call, when it says")
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_discount: float | None = None
 
 
 class Fallback(BaseModel):
@@ -69,6 +76,8 @@ class ChatResult(BaseModel):
     model_requested: str
     model_served: str | None = Field(default=None, description="The model that answered (X-Kyma-Model)")
     finish_reason: str | None = Field(default=None, description="stop, length, tool_calls, or interrupted")
+    tool_calls: list[dict[str, Any]] | None = None
+    alias: str | None = None
     usage: Usage
     fallback: Fallback
     latency_ms: int
@@ -91,11 +100,18 @@ class ChatResult(BaseModel):
         )
 
     def text(self) -> str:
-        """The readable text content: the reply, then any notes the agent should act on, then the thread."""
+        """The readable text content: the reply, its tool calls, any notes the agent should act on, the thread."""
+        parts = [self.reply] if self.reply or not self.tool_calls else []
+        if self.tool_calls:
+            parts.append("Tool calls (send each result back as a tool message with its tool_call_id):")
+            for call in self.tool_calls:
+                function = json_object(call.get("function"))
+                parts.append(f"- {function.get('name')} (id {call.get('id')}): {function.get('arguments') or '{}'}")
+        text = "\n".join(parts)
         lines = [f"[kyma-mcp] {note}" for note in self.notes]
         if self.conversation_id:
             lines.append(f"[kyma-mcp] conversation_id: {self.conversation_id}")
-        return self.reply + "\n\n---\n" + "\n".join(lines) if lines else self.reply
+        return text + "\n\n---\n" + "\n".join(lines) if lines else text
 
 
 def build_messages(
@@ -118,7 +134,7 @@ def build_messages(
     if system:
         wire.insert(0, {"role": "system", "content": system})
     if image_urls:
-        target = next((m for m in reversed(wire) if m["role"] == "user"), None)
+        target = next((m for m in reversed(wire) if m["role"] == "user" and m.get("content") is not None), None)
         if target is None:
             raise InvalidRequestError("`images` need a user message to attach to; add a prompt.")
         parts: list[JSONObject] = (
@@ -129,7 +145,7 @@ def build_messages(
 
 
 def has_images(messages: Sequence[JSONObject]) -> bool:
-    return any(part.get("type") == "image_url" for m in messages for part in objects(m["content"]))
+    return any(part.get("type") == "image_url" for m in messages for part in objects(m.get("content")))
 
 
 def check_vision(model_id: str, messages: Sequence[JSONObject], view: CatalogView) -> None:
@@ -162,6 +178,7 @@ class ReplyBuilder:
         self.finish_reason: str | None = None
         self.response_model: str | None = None
         self.usage: JSONObject = {}
+        self._calls: dict[int, JSONObject] = {}
 
     def add(self, chunk: JSONObject) -> None:
         self.chunks += 1
@@ -171,13 +188,42 @@ class ReplyBuilder:
         if isinstance(usage, dict):
             self.usage = cast(JSONObject, usage)
         for choice in objects(chunk.get("choices")):
-            delta = choice.get("delta")
-            content = cast(JSONObject, delta).get("content") if isinstance(delta, dict) else None
+            delta = json_object(choice.get("delta"))
+            content = delta.get("content")
             if isinstance(content, str):
                 self._parts.append(content)
                 self.characters += len(content)
+            for call in objects(delta.get("tool_calls")):
+                self._add_call(call)
             if choice.get("finish_reason"):
                 self.finish_reason = clip(str(choice["finish_reason"]), self._max_field_chars)
+
+    def _add_call(self, part: JSONObject) -> None:
+        """One `delta.tool_calls` fragment: parts of one call share an `index`; names and arguments arrive in pieces."""
+        index = integer(part.get("index"))
+        index = len(self._calls) if index is None else index
+        if index not in self._calls and len(self._calls) >= MAX_TOOL_CALLS:
+            return
+        call = self._calls.setdefault(index, {"id": None, "type": "function", "name": "", "arguments": ""})
+        if isinstance(part.get("id"), str):
+            call["id"] = clip(part["id"], self._max_field_chars)
+        function = json_object(part.get("function"))
+        for key in ("name", "arguments"):
+            if isinstance(piece := function.get(key), str):
+                call[key] += piece
+                self.characters += len(piece)
+
+    @property
+    def tool_calls(self) -> list[JSONObject]:
+        """The assembled calls in OpenAI's shape, ready to go back in an assistant message."""
+        return [
+            {
+                "id": call["id"] or f"call_{index}",
+                "type": "function",
+                "function": {"name": clip(call["name"], self._max_field_chars), "arguments": call["arguments"]},
+            }
+            for index, call in sorted(self._calls.items())
+        ]
 
     @property
     def text(self) -> str:
@@ -185,7 +231,7 @@ class ReplyBuilder:
 
     @property
     def started(self) -> bool:
-        return bool(self._parts)
+        return bool(self._parts) or bool(self._calls)
 
 
 def finish(
@@ -226,17 +272,25 @@ def finish(
             f"Reading the stream stopped after {cut_at_bytes:,} bytes (KYMA_MAX_STREAM_BYTES); the reply may be "
             "incomplete. Ask for a shorter answer."
         )
+    if route.alias:
+        notes.append(f"Kyma resolved the alias '{route.alias}' to {served or 'a model'} (X-Kyma-Alias).")
     usage = builder.usage
+    details = json_object(usage.get("prompt_tokens_details"))
     return ChatResult(
         reply=reply,
         model_requested=model_requested,
         model_served=served,
         finish_reason=finish_reason,
+        tool_calls=builder.tool_calls or None,
+        alias=route.alias,
         usage=Usage(
             prompt_tokens=integer(usage.get("prompt_tokens")),
             completion_tokens=integer(usage.get("completion_tokens")),
             total_tokens=integer(usage.get("total_tokens")),
             cost_usd=number(usage.get("cost")),
+            cached_tokens=integer(usage.get("cached_tokens", details.get("cached_tokens"))),
+            cache_write_tokens=integer(usage.get("cache_write_tokens")),
+            cache_discount=number(usage.get("cache_discount")),
         ),
         fallback=Fallback(used=route.fallback_used, layer=route.fallback_layer),
         latency_ms=latency_ms,
@@ -270,6 +324,26 @@ def _fallback_note(requested: str, served: str | None, layer: int | None) -> str
     return f"Kyma served '{requested}' through a fallback route (layer {layer or '?'}); the model is unchanged."
 
 
+def json_argument(name: str, value: object) -> object:
+    """A free-form argument given as JSON text (`tools`, `tool_choice`, `response_format`) as its value.
+
+    Text that is not a JSON array or object stays text (`auto`, `json_object`, a tool name).
+
+    Raises:
+        InvalidRequestError: `tools` that is not a JSON array of objects.
+    """
+    parsed: object = value
+    if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise InvalidRequestError(f"`{name}` looks like JSON but does not parse; send valid JSON.") from None
+    tools_ok = isinstance(parsed, list) and all(isinstance(tool, dict) for tool in cast(list[object], parsed))
+    if name == "tools" and parsed is not None and not tools_ok:
+        raise InvalidRequestError('`tools` must be a JSON array of {"type":"function","function":{…}} objects.')
+    return cast(object, parsed)  # narrowed to list by the check above
+
+
 def build_payload(
     model_id: str,
     wire: list[JSONObject],
@@ -278,14 +352,31 @@ def build_payload(
     temperature: float | None,
     top_p: float | None,
     stop: list[str] | None,
-    response_format: str,
+    response_format: object,
     reasoning_effort: str | None,
+    tools: object = None,
+    tool_choice: object = None,
 ) -> JSONObject:
-    """The body of `POST /chat/completions` for one call: only the fields the caller set."""
+    """The body of `POST /chat/completions` for one call: only the fields the caller set.
+
+    `tools`, `tool_choice` and a `response_format` object (e.g. `json_schema` with its schema) pass
+    through as given: the gateway judges them.
+    """
     payload: JSONObject = {"model": model_id, "messages": wire, "stream_options": {"include_usage": True}}
-    optional = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
+    optional = {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "stop": stop,
+        "tools": tools,
+        "tool_choice": tool_choice,
+    }
     payload |= {key: value for key, value in optional.items() if value is not None}
-    if response_format != "text":
+    if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required"):
+        payload["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
+    if isinstance(response_format, dict):
+        payload["response_format"] = response_format
+    elif response_format not in ("text", None):
         payload["response_format"] = {"type": response_format}
     if reasoning_effort is not None:
         payload["reasoning_effort"] = reasoning_effort
@@ -335,10 +426,10 @@ async def stream_reply(
     except ModelNotFoundError:
         chat_ids = [m.id for m in (await catalog.view()).models if m.kind == "chat"]
         raise unknown_model_error(model_id, chat_ids) from None
-    except UpstreamUnavailableError as exc:
+    except KymaError as exc:  # a broken stream, or the gateway's error event mid-stream
         if not builder.started:
             raise
-        interruption = str(exc).removeprefix(f"[{exc.word}] ")
+        interruption = str(exc)  # with its word: a broken stream, or the gateway's own error event
     view = await catalog.view()
     result = finish(
         builder,

@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import ClassVar, cast
 
 TOPUP_URL = "https://kymaapi.com/billing"
 _UPSTREAM_TEXT_LIMIT = 300
@@ -217,6 +217,34 @@ def error_for_status(
     if status == 408:
         return UpstreamTimeoutError(f"{said}{tries}. Retry, or ask for fewer tokens.")
     return InvalidRequestError(f"{said}. Fix the arguments and call again.")
+
+
+_EVENT_STATUSES = {
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "insufficient_balance": 402,
+    "insufficient_quota": 402,
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+    "model_not_found": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "timeout": 408,
+    "overloaded_error": 503,
+}
+
+
+def stream_error(error: object, secrets: Iterable[str]) -> KymaError:
+    """A `data: {"error": …}` event mid-stream: the gateway's own error, with the word its status or type names.
+
+    A numeric `status`/`code` is read as an HTTP status; else `type`/`code` names one; else it is a 502.
+    """
+    payload = cast(Mapping[str, object], error) if isinstance(error, Mapping) else {"message": error}
+    status = next((v for key in ("status", "code") if isinstance(v := payload.get(key), int) and 400 <= v <= 599), None)
+    named = next((str(payload[key]) for key in ("type", "code") if isinstance(payload.get(key), str)), "")
+    message = payload.get("message")
+    detail = " ".join(str(message if message is not None else named or "no details").split())[:_UPSTREAM_TEXT_LIMIT]
+    return error_for_status(status or _EVENT_STATUSES.get(named, 502), redact(f"{detail} (sent mid-stream)", secrets))
 
 
 def deadline_error(seconds: float) -> UpstreamTimeoutError:

@@ -11,6 +11,12 @@ words of every message plus 4 per message, image parts count 0; `json_object` an
 `json_schema` response formats both answer `{"echo":"<reply>"}` (the schema is not honoured);
 the whole cost is charged when the response starts, even if the stream is later dropped;
 streaming sends one word per chunk with the role on the first and finish_reason on the last.
+
+Tool calling (docs.kymaapi.com/guides/tool-calling): with `tools` and a `tool_choice` of
+`required` or `{"type":"function","function":{"name":…}}`, the reply is one call to that tool
+(the first one for `required`) with arguments `{"echo":"<last user words>"}` and finish_reason
+`tool_calls`, streamed as two `delta.tool_calls` fragments of one `index`. `auto` answers text
+(INFERRED: the emulator never decides to call a tool on its own).
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ _FILLER = (
 )  # fmt: skip
 
 
+STREAM_ERROR_EVENT: dict[str, Any] = {
+    "error": {"message": "Upstream provider error mid-stream.", "type": "api_error", "code": "upstream_error"}
+}
+"""What `error_event_after_chunks` sends (INFERRED shape: the gateway's error envelope as one event)."""
+
+
 class StreamDropped(Exception):
     """Raised mid-stream on purpose: the server then closes the connection without [DONE]."""
 
@@ -83,6 +95,8 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     json_mode: bool
+    tool: str | None = None
+    """The tool the reply must call (tool_choice required or a named function), if any."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -104,6 +118,7 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    tool: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -140,7 +155,9 @@ class Completion:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": self.content},
+                    "message": {"role": "assistant", "content": self.content}
+                    if self.tool is None
+                    else {"role": "assistant", "content": None, "tool_calls": [self._call(self.content)]},
                     "finish_reason": self.finish_reason,
                 }
             ],
@@ -149,6 +166,16 @@ class Completion:
 
     def chunks(self, *, include_usage: bool) -> list[dict[str, Any]]:
         """The `chat.completion.chunk` objects of the stream, without the final [DONE]."""
+        if self.tool is not None:
+            half = len(self.content) // 2
+            first, rest = self._call(self.content[:half]), {"index": 0, "function": {"arguments": self.content[half:]}}
+            chunks = [
+                self._chunk(
+                    [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}, "finish_reason": None}]
+                ),
+                self._chunk([{"index": 0, "delta": {"tool_calls": [rest]}, "finish_reason": "tool_calls"}]),
+            ]
+            return [*chunks, {**self._chunk([]), "usage": self.usage()}] if include_usage else chunks
         pieces = self.pieces
         chunks: list[dict[str, Any]] = []
         for index, piece in enumerate(pieces):
@@ -158,6 +185,14 @@ class Completion:
         if include_usage:
             chunks.append({**self._chunk([]), "usage": self.usage()})
         return chunks
+
+    def _call(self, arguments: str) -> dict[str, Any]:
+        return {
+            "index": 0,
+            "id": f"call_{self.id[-8:]}",
+            "type": "function",
+            "function": {"name": self.tool, "arguments": arguments},
+        }
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -201,7 +236,36 @@ def parse_chat_request(body: dict[str, object], catalog: Catalog) -> ChatRequest
         stream=optional_bool(body, "stream"),
         include_usage=optional_bool(optional_object(body, "stream_options"), "include_usage"),
         json_mode=response_format != "text",
+        tool=_forced_tool(body),
     )
+
+
+def _forced_tool(body: dict[str, object]) -> str | None:
+    """The function a reply must call: the named one, or the first tool for `required`; None otherwise."""
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list) or not tools:
+        raise invalid_request("'tools' must be a non-empty array of function tools.")
+    names: list[str] = []
+    for index, tool in enumerate(cast(list[object], tools)):
+        function = cast(dict[str, object], tool).get("function") if isinstance(tool, dict) else None
+        name = cast(dict[str, object], function).get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not name:
+            raise invalid_request(f'tools[{index}] must be {{"type":"function","function":{{"name":…}}}}.')
+        names.append(name)
+    choice = body.get("tool_choice", "auto")
+    if choice == "required":
+        return names[0]
+    if isinstance(choice, dict):
+        function = cast(dict[str, object], choice).get("function")
+        name = cast(dict[str, object], function).get("name") if isinstance(function, dict) else None
+        if name not in names:
+            raise invalid_request(f"tool_choice names a function that is not in 'tools': {name!r}.")
+        return str(name)
+    if choice not in ("auto", "none"):
+        raise invalid_request("'tool_choice' must be auto, none, required or a function object.")
+    return None
 
 
 def complete(request: ChatRequest, served: Model, reply_words: int) -> Completion:
@@ -213,15 +277,17 @@ def complete(request: ChatRequest, served: Model, reply_words: int) -> Completio
     prompt = _WORDS_DIRECTIVE.sub(" ", last_user)
     words = list(itertools.islice(_reply_words(served.id, prompt, request.images), min(wanted, limit)))
     text = " ".join(words)
-    content = json.dumps({"echo": text}, ensure_ascii=False, separators=(",", ":")) if request.json_mode else text
+    structured = request.json_mode or request.tool is not None
+    content = json.dumps({"echo": text}, ensure_ascii=False, separators=(",", ":")) if structured else text
     return Completion(
         id=f"chatcmpl-{secrets.token_hex(12)}",
         created=int(time.time()),
         model=served,
         content=content,
-        finish_reason="length" if wanted > limit else "stop",
+        finish_reason="tool_calls" if request.tool else "length" if wanted > limit else "stop",
         prompt_tokens=request.prompt_tokens,
         completion_tokens=len(words),
+        tool=request.tool,
     )
 
 
@@ -296,7 +362,10 @@ class ChatRoutes:
         authenticate(request)
         if failure := state.pop_failure():
             raise failure
-        chat = parse_chat_request(await json_object(request), state.catalog)
+        body = await json_object(request)
+        if switches.reject_stream_options and "stream_options" in body:
+            raise invalid_request("Unrecognized request argument supplied: stream_options", "unsupported_parameter")
+        chat = parse_chat_request(body, state.catalog)
         layer = switches.fallback_layer
         served = (state.catalog.chat_model(switches.fallback_model) if layer == 3 else None) or chat.model
         completion = complete(chat, served, switches.reply_words)
@@ -320,12 +389,17 @@ class ChatRoutes:
             headers |= {"X-Kyma-Fallback": "true", "X-Kyma-Fallback-Layer": str(layer)}
         if not chat.stream:
             return JSONResponse(completion.body(), headers=headers)
+        chunks = completion.chunks(include_usage=chat.include_usage)
+        done = switches.send_done
+        if (cut := switches.error_event_after_chunks) is not None:
+            chunks, done = [*chunks[:cut], STREAM_ERROR_EVENT], False
         events = _stream(
             state,
-            completion.chunks(include_usage=chat.include_usage),
+            chunks,
             first_byte_delay=switches.first_byte_delay_ms / 1000,
             interval=switches.token_interval_ms / 1000,
             drop_after=switches.drop_stream_after_chunks,
+            done=done,
         )
         headers["Cache-Control"] = "no-cache"
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
@@ -338,8 +412,9 @@ async def _stream(
     first_byte_delay: float,
     interval: float,
     drop_after: int | None,
+    done: bool = True,
 ) -> AsyncIterator[str]:
-    """Server-sent events for `chunks`, then `data: [DONE]`; timings fixed when the request began.
+    """Server-sent events for `chunks`, then `data: [DONE]` when `done`; timings fixed when the request began.
 
     `state.open_streams` counts streams still being written, so tests can see a client abort one.
     """
@@ -350,7 +425,7 @@ async def _stream(
         if not interval and drop_after is None:
             # Nothing to pace: one write instead of one per word keeps load tests about the client.
             state.first_chunk_at = time.monotonic()
-            yield "".join(map(_event, chunks)) + "data: [DONE]\n\n"
+            yield "".join(map(_event, chunks)) + ("data: [DONE]\n\n" if done else "")
             return
         for sent, chunk in enumerate(chunks):
             if sent == drop_after:
@@ -362,7 +437,8 @@ async def _stream(
             yield _event(chunk)
         if drop_after is not None:
             raise StreamDropped
-        yield "data: [DONE]\n\n"
+        if done:
+            yield "data: [DONE]\n\n"
     finally:
         state.open_streams -= 1
 

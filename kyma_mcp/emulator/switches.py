@@ -55,6 +55,12 @@ class Switches:
     balance_usd: float = 10.0
     drop_stream_after_chunks: int | None = None
     """Close the connection after this many streamed chunks, without [DONE]."""
+    error_event_after_chunks: int | None = None
+    """Send a `data: {"error": …}` event after this many streamed chunks, then end the stream."""
+    send_done: bool = True
+    """End streams with `data: [DONE]` (not documented for Kyma; off, a stream ends after finish_reason)."""
+    reject_stream_options: bool = False
+    """Answer 400 to any chat request that carries `stream_options` (a gateway that does not accept it)."""
     hang: bool = False
     """Accept /v1 requests and never answer (until the client leaves or the server stops)."""
     image_delay_seconds: float = 0.3
@@ -92,8 +98,12 @@ class Switches:
             found.append(f"fallback_model {self.fallback_model!r} is not a chat model of the catalog")
         if not 0 <= self.tier <= 4:
             found.append("tier must be 0-4")
-        if self.drop_stream_after_chunks is not None and self.drop_stream_after_chunks < 0:
-            found.append("drop_stream_after_chunks must be >= 0")
+        for name, count in (
+            ("drop_stream_after_chunks", self.drop_stream_after_chunks),
+            ("error_event_after_chunks", self.error_event_after_chunks),
+        ):
+            if count is not None and count < 0:
+                found.append(f"{name} must be >= 0")
         if self.image_outcome not in IMAGE_OUTCOMES:
             found.append(f"image_outcome must be one of {sorted(IMAGE_OUTCOMES)}")
         return found

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -28,11 +29,12 @@ from kyma_mcp.errors import (
     error_for_status,
     missing_key_error,
     redact,
+    stream_error,
     upstream_message,
 )
 from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
-from kyma_mcp.kyma.wire import JSONObject
+from kyma_mcp.kyma.wire import JSONObject, objects
 from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Bounds, Settings
 
@@ -78,13 +80,17 @@ class ChatStream:
         self.bytes_read = 0
         self.cut = False
         """True when reading stopped at `Bounds.stream_bytes`: what arrived is kept, the rest unread."""
+        self.finished = False
+        """A chunk carried a `finish_reason`: the reply is complete even if no `[DONE]` follows."""
 
     async def chunks(self) -> AsyncGenerator[JSONObject]:
-        """Yield each `chat.completion.chunk` until `data: [DONE]` (or the stream byte bound).
+        """Yield each `chat.completion.chunk` until `data: [DONE]`, a clean end after a `finish_reason`
+        (`[DONE]` is not documented for Kyma), or the stream byte bound.
 
         Raises:
-            UpstreamUnavailableError: the connection broke before `[DONE]`, a line was over the
-                bound, or the answer is not an event stream.
+            KymaError: a `data: {"error": …}` event, with the word its status or type names.
+            UpstreamUnavailableError: the connection broke, the stream ended before a `finish_reason`,
+                a line was over the bound, or the answer is not an event stream.
         """
         await self._check_content_type()
         try:
@@ -98,15 +104,21 @@ class ChatStream:
                         pass
                     return
                 chunk = json.loads(data)
-                if isinstance(chunk, dict):
-                    yield chunk  # pyright: ignore[reportUnknownArgumentType]
+                if not isinstance(chunk, dict):
+                    continue
+                event = cast(JSONObject, chunk)
+                if event.get("error") is not None and not event.get("choices"):
+                    raise stream_error(event["error"], self._secrets)
+                if any(choice.get("finish_reason") for choice in objects(event.get("choices"))):
+                    self.finished = True
+                yield event
         except (httpx2.TransportError, httpx2.DecodingError, ValueError, RecursionError) as exc:
             raise UpstreamUnavailableError(
                 redact(f"The stream from Kyma broke off ({type(exc).__name__}).", self._secrets)
             ) from None
-        if self.cut:
+        if self.cut or self.finished:
             return
-        raise UpstreamUnavailableError("The stream from Kyma ended without its closing [DONE] marker.")
+        raise UpstreamUnavailableError("The stream from Kyma ended before the reply finished (no finish_reason).")
 
     async def _lines(self) -> AsyncGenerator[str]:
         """The stream's lines, each at most `Bounds.sse_line_bytes`; ends early at `Bounds.stream_bytes`."""
@@ -155,6 +167,7 @@ class KymaClient:
         self._pacer = Pacer(window_seconds=settings.rate_window_seconds)
         if settings.tier is not None:
             self._pacer.set_limits(tier_limits(settings.tier))
+        self._without_stream_options = False
         self._limits_lock = anyio.Lock()
         self._limits_due = 0.0
         """anyio time at which `/auth/limits` is (re-)read; a failed read or a 429 brings it forward, with backoff."""
@@ -301,9 +314,27 @@ class KymaClient:
 
     @asynccontextmanager
     async def chat_stream(self, payload: JSONObject) -> AsyncGenerator[ChatStream]:
-        """Open a streamed `POST /chat/completions`; closing the block aborts the request."""
-        request = self._build("POST", "chat/completions", auth=True, json={**payload, "stream": True})
-        response = await self._send(request, model=payload.get("model"), paced=True)
+        """Open a streamed `POST /chat/completions`; closing the block aborts the request.
+
+        `stream_options` is not documented for Kyma: a 400 that names it is retried once without it,
+        and it is left out of every later request of this client.
+        """
+        body: JSONObject = {**payload, "stream": True}
+        if self._without_stream_options:
+            body.pop("stream_options", None)
+        try:
+            response = await self._send(
+                self._build("POST", "chat/completions", auth=True, json=body), model=body.get("model"), paced=True
+            )
+        except InvalidRequestError as exc:
+            if "stream_options" not in body or not any(
+                name in str(exc) for name in ("stream_options", "include_usage")
+            ):
+                raise
+            self._without_stream_options = True
+            body.pop("stream_options")
+            request = self._build("POST", "chat/completions", auth=True, json=body)
+            response = await self._send(request, model=body.get("model"), paced=True)
         try:
             yield ChatStream(response, self._secrets, self.bounds)
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, get_args
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field, WithJsonSchema
@@ -16,6 +16,7 @@ from kyma_mcp.chat import (
     build_payload,
     check_vision,
     has_images,
+    json_argument,
     stream_reply,
 )
 from kyma_mcp.errors import StoreUnavailableError
@@ -48,6 +49,10 @@ MESSAGES_SCHEMA = {
 }
 """`messages` as the model reads it: OpenAI-style role/content objects, flat. The server also takes
 content parts and tool messages' fields (`ChatMessage`); listing them would cost every turn's context."""
+AS_TEXT = WithJsonSchema({"type": "string"})
+AS_TEXT_OR_NULL = WithJsonSchema({"type": ["string", "null"]})
+"""Free-form JSON (function tools, a json_schema) is declared as JSON text: strict-mode hosts cannot
+describe an open object. The server also takes the objects themselves (`chat.json_argument`)."""
 
 
 async def chat(
@@ -68,8 +73,16 @@ async def chat(
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
     top_p: Annotated[float | None, Field(ge=0, le=1)] = None,
     stop: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=4)] = None,
-    response_format: Literal["text", "json_object"] = "text",
-    reasoning_effort: Literal["none", "low", "medium", "high", "max"] | None = None,
+    response_format: Annotated[
+        str | dict[str, Any], Field(description="text, json_object, or a json_schema object as JSON"), AS_TEXT
+    ] = "text",
+    reasoning_effort: Annotated[str | None, Field(max_length=100, description="e.g. low, medium, high")] = None,
+    tools: Annotated[
+        str | list[dict[str, Any]] | None, Field(description="OpenAI function tools, a JSON array"), AS_TEXT_OR_NULL
+    ] = None,
+    tool_choice: Annotated[
+        str | dict[str, Any] | None, Field(description="auto, none, required, or a tool name"), AS_TEXT_OR_NULL
+    ] = None,
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
 ) -> Annotated[CallToolResult, ChatResult]:
@@ -138,8 +151,10 @@ async def chat(
                 temperature=temperature,
                 top_p=top_p,
                 stop=stop,
-                response_format=response_format,
+                response_format=json_argument("response_format", response_format),
                 reasoning_effort=reasoning_effort,
+                tools=json_argument("tools", tools),
+                tool_choice=json_argument("tool_choice", tool_choice),
             )
             result = await stream_reply(
                 state.client,
