@@ -111,9 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"kyma-mcp: {exc}\n")
         return EXIT_CONFIG
+    from kyma_mcp.log_limits import install_log_rate_limit
     from kyma_mcp.redaction import install_log_redaction
 
     install_log_redaction(settings.secrets)  # the SDK's and uvicorn's log lines pass the same handler
+    install_log_rate_limit(settings.bounds.log_lines_per_second)
     if http is None and sys.stdin.isatty():
         sys.stderr.write(_TERMINAL_HINT + ("" if settings.has_api_key else " KYMA_API_KEY is not set.") + "\n")
     elif not settings.has_api_key:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kyma_mcp.settings import ConfigError, Settings
+from kyma_mcp.settings import Bounds, ConfigError, Settings
 
 HttpTransport = Literal["sse", "streamable-http"]
 
@@ -35,6 +35,8 @@ class HttpConfig:
     """Host header values accepted besides loopback: `name`, `name:port` or `name:*`."""
     allowed_origins: tuple[str, ...] = ()
     """Origin header values accepted besides loopback ones, e.g. `https://kyma.example.com`."""
+    bounds: Bounds = field(default_factory=Bounds)
+    """Sessions, streams and timeouts (`KYMA_MAX_HTTP_*`)."""
 
     @classmethod
     def from_settings(
@@ -70,6 +72,7 @@ class HttpConfig:
             token=token,
             allowed_hosts=settings.mcp_allowed_hosts if allowed_hosts is None else allowed_hosts,
             allowed_origins=settings.mcp_allowed_origins if allowed_origins is None else allowed_origins,
+            bounds=settings.bounds,
         )
         config.check()
         return config

@@ -56,6 +56,16 @@ class Bounds(BaseModel):
     """All images one call downloads, or reads from local files for chat."""
     image_pixels: int = Field(default=16_777_216, ge=65_536)
     """Decoded pixels per image (Pillow's decompression-bomb limit); larger ones get no preview."""
+    http_sessions: int = Field(default=1000, ge=1)
+    """Live Streamable HTTP sessions; at the bound the least recently used idle one is closed."""
+    http_session_idle_seconds: float = Field(default=900.0, gt=0)
+    """A session with no request for this long is closed."""
+    http_streams: int = Field(default=100, ge=1)
+    """Open server-to-client streams (GET /mcp, GET /sse) at once; more are answered 503."""
+    http_header_seconds: float = Field(default=10.0, gt=0)
+    """A connection must send a request's headers within this (and each body part): half-open ones drop."""
+    log_lines_per_second: int = Field(default=20, ge=1)
+    """Log lines of one kind per second; the rest are counted and summarised."""
 
 
 _BOUND_ENV = {f"KYMA_MAX_{name.upper()}": name for name in Bounds.model_fields}

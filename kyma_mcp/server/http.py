@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import socket
 import sys
+from typing import Any
 
 import uvicorn
 from mcp.server import MCPServer
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kyma_mcp.http_config import HttpConfig
+from kyma_mcp.server.http_limits import HeaderTimeoutProtocol, TransportLimits
 
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 """Always accepted: a Host naming loopback cannot come from a DNS-rebinding page."""
@@ -38,6 +40,12 @@ LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"
 MAX_REQUEST_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
 """4 MiB: room for a long conversation or an inline image, not for a memory-exhaustion attempt."""
 OAUTH_DISCOVERY_PREFIXES = ("/.well-known/oauth-", "/.well-known/openid-configuration")
+SESSION_SLACK = 64
+"""The SDK's own session cap sits just above ours: ours closes idle sessions, the SDK's is a backstop."""
+KEEP_ALIVE_SECONDS = 5
+"""An idle keep-alive connection is closed after this (uvicorn's default, set on purpose)."""
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+"""Request line and headers together (h11's default, set on purpose)."""
 SHUTDOWN_GRACE_SECONDS = 3
 """How long Ctrl-C waits for open streams (SSE connections never end on their own)."""
 
@@ -49,27 +57,42 @@ def build_app(server: MCPServer, config: HttpConfig) -> ASGIApp:
         allowed_hosts=[*LOOPBACK_HOSTS, *config.allowed_hosts],
         allowed_origins=[*LOOPBACK_ORIGINS, *config.allowed_origins],
     )
+    bounds = config.bounds
     if config.transport == "sse":
         app = server.sse_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
     else:
-        app = server.streamable_http_app(transport_security=security, max_request_body_size=MAX_REQUEST_BODY_BYTES)
-    return _RequestGuard(app, security=security, token=config.token)
+        app = server.streamable_http_app(
+            transport_security=security,
+            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+            session_idle_timeout=bounds.http_session_idle_seconds,
+            max_sessions=bounds.http_sessions + SESSION_SLACK,
+        )
+    limited = TransportLimits(app, bounds, sessions=config.transport == "streamable-http")
+    return _RequestGuard(limited, security=security, token=config.token)
 
 
 def serve(server: MCPServer, config: HttpConfig) -> None:
     """Serve until Ctrl-C or SIGTERM; uvicorn logs through `logging`, so to stderr and quietly."""
     uvicorn_config = uvicorn.Config(
-        build_app(server, config),
-        host=config.host,
-        port=config.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        ws="none",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        build_app(server, config), host=config.host, port=config.port, **uvicorn_options(config)
     )
     auth = "bearer token required" if config.token else "no token: loopback clients only"
     _AnnouncingServer(uvicorn_config, f"kyma-mcp: serving {config.transport} at {config.url} ({auth})").run()
+
+
+def uvicorn_options(config: HttpConfig) -> dict[str, Any]:
+    """uvicorn's settings: quiet logs to stderr, and the timeouts that drop half-open connections."""
+    protocol = type("Protocol", (HeaderTimeoutProtocol,), {"header_seconds": config.bounds.http_header_seconds})
+    return {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "ws": "none",
+        "http": protocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
+    }
 
 
 class _AnnouncingServer(uvicorn.Server):

@@ -1,0 +1,173 @@
+"""HTTP transport limits: live sessions, open streams, slow request bodies, half-open connections.
+
+- Sessions: at most `Bounds.http_sessions` live Streamable HTTP sessions. A new client at the
+  bound closes the least recently used session that has no request in flight (by sending the
+  SDK app the DELETE a client would send), so a flood of abandoned sessions never locks out
+  a new client; only when every session is busy is the new one answered 503. The SDK also
+  closes sessions idle for `Bounds.http_session_idle_seconds`.
+- Streams: at most `Bounds.http_streams` server-to-client streams (GET) at once; more get 503.
+- Bodies: each part of a request body must arrive within `Bounds.http_header_seconds`, or the
+  request is treated as disconnected.
+- Headers: `HeaderTimeoutProtocol` closes a connection that has not sent a whole request head
+  within `Bounds.http_header_seconds` of connecting (uvicorn only times out idle keep-alives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any, cast
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from kyma_mcp.settings import Bounds
+
+SESSION_HEADER = "mcp-session-id"
+
+
+class TransportLimits:
+    """ASGI middleware applying the session, stream and body bounds."""
+
+    def __init__(self, app: ASGIApp, bounds: Bounds, *, sessions: bool) -> None:
+        self._app = app
+        self._bounds = bounds
+        self._track_sessions = sessions
+        self._sessions: OrderedDict[str, int] = OrderedDict()
+        """Session id → requests in flight, least recently used first."""
+        self._streams = 0
+        self.evicted = 0
+
+    @property
+    def live_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        receive = self._timed(receive)
+        if scope["method"] == "GET":
+            if self._streams >= self._bounds.http_streams:
+                await _busy(f"{self._streams} streams are open (KYMA_MAX_HTTP_STREAMS)")(scope, receive, send)
+                return
+            self._streams += 1
+            try:
+                await self._session_call(scope, receive, send)
+            finally:
+                self._streams -= 1
+            return
+        await self._session_call(scope, receive, send)
+
+    async def _session_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._track_sessions:
+            await self._app(scope, receive, send)
+            return
+        session = Headers(scope=scope).get(SESSION_HEADER)
+        if session is None and scope["method"] == "POST" and not await self._room_for_one(scope):
+            await _busy(f"all {len(self._sessions)} sessions are busy (KYMA_MAX_HTTP_SESSIONS)")(scope, receive, send)
+            return
+        if session is not None and session in self._sessions:
+            self._sessions.move_to_end(session)
+            self._sessions[session] += 1
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and session is None:
+                opened = Headers(raw=message.get("headers", [])).get(SESSION_HEADER)
+                if opened and message["status"] < 400:
+                    self._sessions[opened] = 0
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watch)
+        finally:
+            if session is not None and session in self._sessions:
+                if scope["method"] == "DELETE":
+                    del self._sessions[session]
+                else:
+                    self._sessions[session] -= 1
+
+    async def _room_for_one(self, scope: Scope) -> bool:
+        """Below the bound, or an idle session was closed to make room."""
+        while len(self._sessions) >= self._bounds.http_sessions:
+            idle = next((sid for sid, busy in self._sessions.items() if busy <= 0), None)
+            if idle is None:
+                return False
+            del self._sessions[idle]
+            self.evicted += 1
+            await self._close(scope, idle)
+        return True
+
+    async def _close(self, scope: Scope, session: str) -> None:
+        """End a session as its client would: DELETE with its id, through the SDK app."""
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() in (b"host", b"authorization")]
+        delete: dict[str, Any] = dict(scope) | {
+            "method": "DELETE",
+            "headers": [*headers, (SESSION_HEADER.encode(), session.encode())],
+            "query_string": b"",
+        }
+
+        async def no_body() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(_: Message) -> None:
+            return None
+
+        await self._app(delete, no_body, discard)
+
+    def _timed(self, receive: Receive) -> Receive:
+        """`receive`, where each part of the body must arrive in time; a stalled body reads as a disconnect."""
+        done = False
+        seconds = self._bounds.http_header_seconds
+
+        async def timed() -> Message:
+            nonlocal done
+            if done:
+                return await receive()
+            with anyio.move_on_after(seconds):
+                message = await receive()
+                done = message["type"] != "http.request" or not message.get("more_body", False)
+                return message
+            done = True
+            return {"type": "http.disconnect"}
+
+        return timed
+
+
+def _busy(why: str) -> JSONResponse:
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": f"Server busy: {why}; retry shortly."}}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose first request head is not complete in time."""
+
+    header_seconds: float = Bounds().http_header_seconds
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.header_seconds, self._too_slow)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._has_request() and self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _has_request(self) -> bool:
+        """A request head has arrived (uvicorn types `cycle` as always set; it is None until then)."""
+        return cast(object, self.cycle) is not None
+
+    def _too_slow(self) -> None:
+        self._head_timer = None
+        if not self._has_request() and not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,146 @@
+"""HTTP transport limits over real loopback HTTP: sessions never lock out a new client, streams are
+capped, half-open connections are dropped while real clients are served, log floods are cut."""
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.http_config import HttpConfig, HttpTransport
+from kyma_mcp.log_limits import RateLimitFilter
+from kyma_mcp.server import build_server
+from kyma_mcp.server.http import build_app, uvicorn_options
+from kyma_mcp.settings import Bounds
+from tests.conftest import emulator_settings
+from tests.test_http import INITIALIZE, TLS, Served, mcp_client
+
+pytestmark = pytest.mark.anyio
+TOKEN = "caller-token-0123456789"
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream"}
+
+
+@contextmanager
+def serving(transport: HttpTransport, emulator: EmulatorHandle, **bounds: Any) -> Generator[Served]:
+    """kyma-mcp over HTTP with the same uvicorn options `kyma-mcp --transport` uses."""
+    config = HttpConfig(transport, token=TOKEN, bounds=Bounds.model_validate(bounds))
+    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    options = uvicorn_options(config) | {"timeout_graceful_shutdown": 1}
+    server = uvicorn.Server(uvicorn.Config(build_app(build_server(emulator_settings(emulator)), config), **options))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "the HTTP server crashed at start-up"
+            assert time.monotonic() < deadline, "the HTTP server did not start"
+            time.sleep(0.005)
+        yield Served(transport, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+
+
+async def open_sessions(root: str, count: int) -> list[str]:
+    """`count` sessions opened and abandoned (never closed), as a flooding client would."""
+    ids: list[str] = []
+    async with httpx2.AsyncClient(verify=TLS, timeout=30, headers=HEADERS) as http:
+        for _ in range(count):
+            response = await http.post(f"{root}/mcp", json=INITIALIZE)
+            assert response.status_code == 200, response.text
+            ids.append(response.headers["mcp-session-id"])
+    return ids
+
+
+async def test_after_many_abandoned_sessions_a_new_client_is_served(emulator: EmulatorHandle) -> None:
+    with serving("streamable-http", emulator, http_sessions=20) as served:
+        abandoned = await open_sessions(served.root, 200)
+        async with mcp_client(served) as client:
+            result = await client.call_tool("list_models", {"limit": 1})
+        async with httpx2.AsyncClient(verify=TLS, timeout=10, headers=HEADERS) as http:
+            oldest = await http.post(
+                f"{served.root}/mcp",
+                json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                headers={"mcp-session-id": abandoned[0], "mcp-protocol-version": "2025-06-18"},
+            )
+
+    assert not result.is_error
+    assert oldest.status_code == 404  # the least recently used session made room
+
+
+async def test_streams_over_the_bound_get_503_and_the_rest_are_served(emulator: EmulatorHandle) -> None:
+    with serving("sse", emulator, http_streams=3) as served:
+        async with httpx2.AsyncClient(verify=TLS, timeout=10, headers=HEADERS) as http:  # noqa: SIM117
+            async with (
+                http.stream("GET", f"{served.root}/sse") as one,
+                http.stream("GET", f"{served.root}/sse") as two,
+            ):
+                async with http.stream("GET", f"{served.root}/sse") as three:
+                    async with http.stream("GET", f"{served.root}/sse") as four:
+                        refused = four.status_code
+                    assert (one.status_code, two.status_code, three.status_code) == (200, 200, 200)
+                reopened = 503
+                for _ in range(100):  # until the server has noticed the third stream closed
+                    async with http.stream("GET", f"{served.root}/sse") as again:
+                        reopened = again.status_code
+                    if reopened == 200:
+                        break
+                    await anyio.sleep(0.05)
+
+    assert refused == 503
+    assert reopened == 200
+
+
+@pytest.mark.parametrize("transport", ["streamable-http"])
+async def test_half_open_connections_are_dropped_and_real_clients_served_meanwhile(
+    transport: HttpTransport, emulator: EmulatorHandle
+) -> None:
+    with serving(transport, emulator, http_header_seconds=1.0) as served:
+        port = int(served.root.rsplit(":", 1)[1])
+        half_open: list[socket.socket] = []
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+            half_open.append(sock)
+        async with mcp_client(served) as client:
+            result = await client.call_tool("list_models", {"limit": 1})
+        await anyio.sleep(1.5)
+        closed = 0
+        for sock in half_open:
+            sock.settimeout(2)
+            try:
+                closed += sock.recv(1) == b""
+            except OSError:
+                closed += 1
+            sock.close()
+
+    assert not result.is_error
+    assert closed == len(half_open)
+
+
+def test_a_flood_of_one_log_line_is_cut_to_the_rate_and_summarised() -> None:
+    now = [0.0]
+    limit = RateLimitFilter(5, clock=lambda: now[0])
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, message, None, None)
+
+    passed = [limit.filter(record("Exceeded concurrency limit.")) for _ in range(1000)]
+    other = limit.filter(record("another line"))
+    now[0] = 1.5
+    summary = record("Exceeded concurrency limit.")
+    limit.filter(summary)
+
+    assert sum(passed) == 5
+    assert other
+    assert summary.msg.startswith("(995 similar log lines dropped in the last second)")
