@@ -98,18 +98,27 @@ def render_png(prompt: str, index: int, width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-def job_view(job: Job, root_url: str, now: float) -> dict[str, Any]:
-    """The `image.job` object, as submit and poll both return it."""
+def job_view(
+    job: Job, root_url: str, now: float, *, output_shape: str = "kyma", success_word: str = "succeeded"
+) -> dict[str, Any]:
+    """The `image.job` object, as submit and poll both return it; `output_shape` and `success_word`
+    imitate other gateways (see `Switches.job_output_shape`)."""
     status = job.reported_status(now)
     urls = [f"{root_url}/files/{job.id}/{index}.png" for index in range(job.n)]
+    outputs: dict[str, object] = {
+        "kyma": {"url": urls[0], "urls": urls},
+        "url": {"url": urls[0]},
+        "list": [{"url": url} for url in urls],
+        "images": {"images": urls},
+    }
     return {
         "id": job.id,
         "object": "image.job",
-        "status": status,
+        "status": success_word if status == "succeeded" else status,
         "model": job.model.id,
         "created_at": _iso(job.created_at),
         "completed_at": _iso(job.created_at + job.delay_seconds) if job.settled else None,
-        "output": {"url": urls[0], "urls": urls} if status == "succeeded" else None,
+        "output": outputs[output_shape] if status == "succeeded" else None,
         "error": _OUTCOME_ERRORS.get(status),
         "estimated_cost": job.estimated_cost,
         "charged_amount": job.charged_amount,
@@ -159,7 +168,7 @@ class ImageRoutes:
 
         root_url = _root_url(request)
         if replayed := state.jobs.replay(key, idempotency_key):
-            return JSONResponse(job_view(replayed, root_url, time.monotonic()), status_code=200)
+            return JSONResponse(self._view(replayed, root_url), status_code=200)
         if switches.enforce_rate_limits and (refusal := self._concurrency_refusal()):
             raise state.rate_limit_error(refusal)
         if not state.ledger.can_afford(estimated_cost(model, n)):
@@ -174,15 +183,28 @@ class ImageRoutes:
             outcome=switches.image_outcome,
             delay_seconds=switches.image_delay_seconds,
         )
-        return JSONResponse(job_view(job, root_url, time.monotonic()), status_code=202)
+        return JSONResponse(self._view(job, root_url), status_code=202)
 
     async def poll(self, request: Request) -> Response:
         key = authenticate(request)
         job_id = str(request.path_params["job_id"])
         job = self._state.jobs.get(job_id, key)
-        if job is None:
+        lagging = job is not None and job.polls < self._state.switches.job_not_found_polls
+        if job is not None:
+            job.polls += 1
+        if job is None or lagging:
             raise not_found(f"Job '{job_id}' not found.", "job_not_found")
-        return JSONResponse(job_view(job, _root_url(request), time.monotonic()))
+        return JSONResponse(self._view(job, _root_url(request)))
+
+    def _view(self, job: Job, root_url: str) -> dict[str, Any]:
+        switches = self._state.switches
+        return job_view(
+            job,
+            root_url,
+            time.monotonic(),
+            output_shape=switches.job_output_shape,
+            success_word=switches.job_success_word,
+        )
 
     async def download(self, request: Request) -> Response:
         job_id = str(request.path_params["job_id"])

@@ -38,6 +38,8 @@ class Job:
     estimated_cost: float
     charged_amount: float | None = None
     settled: bool = False
+    polls: int = 0
+    """GET /v1/jobs/{id} answers so far (the first `job_not_found_polls` are 404s: replica lag)."""
     images: dict[int, bytes] = field(default_factory=dict[int, bytes])
     """Rendered PNGs by index, so each is drawn once."""
 

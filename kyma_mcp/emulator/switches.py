@@ -18,6 +18,7 @@ from kyma_mcp.emulator.catalog import load_catalog
 
 INJECTABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 IMAGE_OUTCOMES = frozenset({"succeeded", "failed", "expired", "refunded"})
+JOB_OUTPUT_SHAPES = frozenset({"kyma", "url", "list", "images"})
 
 
 @dataclass
@@ -67,6 +68,12 @@ class Switches:
     """Submit to finish: pending for the first third, processing after."""
     image_outcome: str = "succeeded"
     """Or "failed", "expired", "refunded": forced, with the hold refunded."""
+    job_not_found_polls: int = 0
+    """Answer 404 to this many polls of each new job (replica lag)."""
+    job_output_shape: str = "kyma"
+    """A succeeded job's `output`: kyma ({url, urls}), url ({url}), list ([{url}]) or images ({images: [...]})."""
+    job_success_word: str = "succeeded"
+    """The status word a succeeded job reports (other gateways say `completed`, or something unknown)."""
     echo_key_in_errors: bool = False
     """Put the caller's key in error messages, to test that clients redact it."""
 
@@ -104,6 +111,10 @@ class Switches:
         ):
             if count is not None and count < 0:
                 found.append(f"{name} must be >= 0")
+        if self.job_output_shape not in JOB_OUTPUT_SHAPES:
+            found.append(f"job_output_shape must be one of {sorted(JOB_OUTPUT_SHAPES)}")
+        if self.job_not_found_polls < 0:
+            found.append("job_not_found_polls must be >= 0")
         if self.image_outcome not in IMAGE_OUTCOMES:
             found.append(f"image_outcome must be one of {sorted(IMAGE_OUTCOMES)}")
         return found

@@ -46,7 +46,14 @@ from kyma_mcp.vision import image_mime_type
 
 POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)
 """Pause before each status check; the last one repeats (Kyma asks for a poll every 1-2 s)."""
-FAILED_STATUSES = frozenset({"failed", "refunded", "expired"})
+FAILED_STATUSES = frozenset({"failed", "refunded", "expired", "cancelled", "canceled", "error"})
+"""Kyma documents failed, refunded and expired; the others are what other gateways say."""
+SUCCEEDED_STATUSES = frozenset({"succeeded", "completed", "complete", "success", "done"})
+RUNNING_STATUSES = frozenset({"pending", "processing", "queued", "running", "in_progress", "starting"})
+LAG_SECONDS = 5.0
+"""Replica lag: a 404 this soon after a submit, or a success without its URL for this long, is waited out."""
+SYNC_JOB_PREFIX = "sync-"
+"""The id given to a synchronous (already finished, already paid) OpenAI-style image answer."""
 MAX_IMAGES_PER_JOB = 4
 """generate_image's largest `n`: a job whose `n` is not known keeps at most this many outputs."""
 _JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -76,7 +83,7 @@ class ImageFile(BaseModel):
 
 class ImageResult(BaseModel):
     job_id: str
-    status: Literal["running", "succeeded", "dry_run"] = Field(
+    status: Literal["running", "succeeded", "unknown", "dry_run"] = Field(
         description="running: the job outlived this call; call get_image_job with job_id to keep waiting"
     )
     model: str
@@ -140,14 +147,14 @@ class Job:
             UpstreamUnavailableError: the answer has no usable job id or status.
         """
         job_id, status = body.get("id"), body.get("status")
+        if status is None and isinstance(body.get("data"), list):  # a synchronous OpenAI-style answer: done, paid
+            job_id = job_id if isinstance(job_id, str) else f"{SYNC_JOB_PREFIX}{uuid.uuid4().hex[:20]}"
+            status = "succeeded"
         if not isinstance(job_id, str) or not isinstance(status, str) or not status:
             raise UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
         if len(job_id) > 128 or not re.fullmatch(_JOB_ID, job_id):
             raise UpstreamUnavailableError(f"Kyma's image job answer had an unusable id ({clip(job_id, 40)!r}).")
-        output = json_object(body.get("output"))
-        urls = [url for url in json_list(output.get("urls")) if isinstance(url, str) and len(url) <= 8192]
-        if not urls and isinstance(output.get("url"), str) and len(output["url"]) <= 8192:
-            urls = [output["url"]]
+        urls = output_urls(body)
         error = body.get("error")
         reason = error if isinstance(error, str) else json_object(error).get("message")
         n = integer(body.get("n")) or integer(json_object(body.get("input")).get("n"))
@@ -164,9 +171,42 @@ class Job:
         )
 
     @property
+    def state(self) -> Literal["running", "succeeded", "failed", "unknown"]:
+        """The status as kyma-mcp acts on it; a word it does not know is `unknown`, never `running`."""
+        status = self.status.casefold()
+        if status in SUCCEEDED_STATUSES:
+            return "succeeded"
+        if status in FAILED_STATUSES:
+            return "failed"
+        return "running" if status in RUNNING_STATUSES else "unknown"
+
+    @property
     def finished(self) -> bool:
-        """Succeeded with its URLs (they can lag the status a moment), or failed for good."""
-        return (self.status == "succeeded" and bool(self.urls)) or self.status in FAILED_STATUSES
+        """Succeeded (or an unknown status) with its URLs (they can lag the status a moment), or failed for good."""
+        return (self.state in ("succeeded", "unknown") and bool(self.urls)) or self.state == "failed"
+
+
+MAX_URL_CHARS = 8192
+
+
+def output_urls(body: JSONObject) -> list[str]:
+    """Every image a job answer names: `output.url`, `output.urls`, `output.images`, `output` as a list,
+    or a synchronous `data` list, each item a URL or `{url}` (`{b64_json}` becomes a data URL)."""
+    output: object = body.get("output")
+    fields = json_object(output)
+    found: list[object] = json_list(output) or ([output] if isinstance(output, str) else [])
+    if fields:
+        found = [*json_list(fields.get("urls")), *json_list(fields.get("images"))] or [fields.get("url")]
+    found = found or json_list(body.get("data"))
+    urls: list[str] = []
+    for item in found:
+        fields = json_object(item)
+        url = item if isinstance(item, str) else fields.get("url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= MAX_URL_CHARS:
+            urls.append(url)
+        elif isinstance(b64 := fields.get("b64_json"), str) and b64:
+            urls.append(f"data:image/png;base64,{b64}")
+    return list(dict.fromkeys(urls))  # output.url is often output.urls[0] too
 
 
 def check_request(view: CatalogView, request: ImageRequest) -> str:
@@ -252,7 +292,9 @@ class ImageJobs:
         _remember(self._asked, job.id, request.n)
         await progress(f"Job {job.id}: {job.status}")
         try:
-            return await self._follow(job, folder, deadline_at, deadline_at - self._delivery_seconds, progress)
+            return await self._follow(
+                job, folder, deadline_at, deadline_at - self._delivery_seconds, progress, submitted=True
+            )
         except (JobFailedError, PathDeniedError):
             raise
         except KymaError as exc:
@@ -294,30 +336,55 @@ class ImageJobs:
             raise unknown_image_model(payload["model"], catalog) from None
 
     async def _follow(
-        self, job: Job, folder: Path, deadline_at: float, wait_until: float, progress: Progress
+        self,
+        job: Job,
+        folder: Path,
+        deadline_at: float,
+        wait_until: float,
+        progress: Progress,
+        *,
+        submitted: bool = False,
     ) -> Delivery:
         started = anyio.current_time()
-        job, trouble = await self._wait(job, wait_until, progress)
+        job, trouble = await self._wait(job, wait_until, progress, submitted=submitted)
         if job.finished:
             self._slots.release(job.id)
-        if job.status in FAILED_STATUSES:
+        if job.state == "failed":
             raise job_failed_error(job)
+        if job.state == "unknown" and not job.urls:
+            return self._running(
+                job,
+                f"Job {job.id} reports status '{job.status}', which kyma-mcp does not know; it is not taken as "
+                "running or failed.",
+                status="unknown",
+            )
         if not job.finished:
             waited = anyio.current_time() - started
-            state = "finishing (no image URL yet)" if job.status == "succeeded" else job.status
+            state = "finishing (no image URL yet)" if job.state == "succeeded" else job.status
             note = f" Kyma could not be polled at the end ({trouble})." if trouble else ""
             return self._running(job, f"Job {job.id} is still {state} at Kyma after {waited:.0f} s.{note}")
         with anyio.move_on_at(deadline_at - self._margin_seconds):
             return await self._deliver(job, folder, progress, deadline_at - self._margin_seconds)
         return self._running(job, f"Job {job.id} succeeded, but its images did not download before the deadline.")
 
-    async def _wait(self, job: Job, until: float, progress: Progress) -> tuple[Job, str | None]:
-        """Poll until the job is finished or `until`; a poll that fails is retried, not fatal."""
+    async def _wait(
+        self, job: Job, until: float, progress: Progress, *, submitted: bool = False
+    ) -> tuple[Job, str | None]:
+        """Poll until the job is finished or `until`; a poll that fails is retried, not fatal.
+
+        A job just `submitted` may 404 for `LAG_SECONDS` (replica lag); a success without its URLs is
+        waited out as long; an unknown status stops the wait (it is reported, not guessed at).
+        """
         trouble: KymaError | None = None
         started = anyio.current_time()
+        lagging_since: float | None = None
         pauses = itertools.chain(POLL_SECONDS, itertools.repeat(POLL_SECONDS[-1]))
         with anyio.move_on_at(until):
             while not job.finished:
+                if job.state == "succeeded":  # without its URLs: replica lag, waited out for a bounded time
+                    lagging_since = lagging_since or anyio.current_time()
+                    if anyio.current_time() - lagging_since > LAG_SECONDS:
+                        break
                 pause = next(pauses)
                 if isinstance(trouble, RateLimitedError) and trouble.retry_after_seconds:
                     pause = max(pause, trouble.retry_after_seconds)
@@ -330,8 +397,16 @@ class ImageJobs:
                     trouble = exc
                     await progress(f"Job {job.id}: status check failed ({exc.word}); trying again")
                     continue
+                except InvalidRequestError as exc:  # 404: the new job may not have reached every replica yet
+                    if not submitted or anyio.current_time() - started > LAG_SECONDS:
+                        raise
+                    trouble = exc
+                    await progress(f"Job {job.id}: not visible yet; trying again")
+                    continue
                 trouble = None
                 await progress(f"Job {job.id}: {job.status} ({anyio.current_time() - started:.0f} s)")
+                if job.state == "unknown":
+                    break
         return job, str(trouble) if trouble else None
 
     async def _deliver(self, job: Job, folder: Path, progress: Progress, done_by: float) -> Delivery:
@@ -406,7 +481,8 @@ class ImageJobs:
         try:
             if saved is not None:
                 return await anyio.Path(saved).read_bytes()
-            data = await self._client.download(job.urls[index], budget)
+            url = job.urls[index]
+            data = _inline(url, budget) if url.startswith("data:") else await self._client.download(url, budget)
             if image_mime_type(data[:16]) is None:
                 raise UpstreamUnavailableError(
                     f"{shown_url(job.urls[index])} did not send a PNG, JPEG, GIF or WebP image; it was not saved."
@@ -421,7 +497,7 @@ class ImageJobs:
                 "again; the job is not run or charged again."
             ) from None
 
-    def _running(self, job: Job, what: str) -> Delivery:
+    def _running(self, job: Job, what: str, status: Literal["running", "unknown"] = "running") -> Delivery:
         held = f" ${job.estimated_cost:g} is held for it." if job.estimated_cost is not None else ""
         message = (
             f'{what}{held} Nothing is lost: call get_image_job with job_id="{job.id}" to keep waiting; '
@@ -429,7 +505,7 @@ class ImageJobs:
         )
         result = ImageResult(
             job_id=job.id,
-            status="running",
+            status=status,
             model=job.model,
             images=[],
             estimated_cost_usd=job.estimated_cost,
@@ -437,6 +513,20 @@ class ImageJobs:
             message=message,
         )
         return Delivery(result, [])
+
+
+def _inline(url: str, budget: ByteBudget) -> bytes:
+    """The image a `b64_json` answer carried inline (as a data URL), counted against the call's budget."""
+    try:
+        data = base64.b64decode(url.partition(",")[2], validate=True)
+    except ValueError:
+        raise UpstreamUnavailableError("The gateway's b64_json image was not valid base64.") from None
+    budget.left -= len(data)
+    if budget.left < 0:
+        raise UpstreamUnavailableError(
+            f"The images of this call passed {budget.total:,} bytes together (KYMA_MAX_IMAGE_BYTES_PER_CALL)."
+        )
+    return data
 
 
 def job_failed_error(job: Job) -> JobFailedError:
@@ -508,7 +598,12 @@ def _succeeded(
         status="succeeded",
         model=job.model,
         images=[
-            ImageFile(url=without_credentials(url), file=str(path), width=width, height=height)
+            ImageFile(
+                url="(inline b64_json)" if url.startswith("data:") else without_credentials(url),
+                file=str(path),
+                width=width,
+                height=height,
+            )
             for url, (path, width, height) in zip(job.urls, files, strict=True)
         ],
         estimated_cost_usd=job.estimated_cost,
