@@ -82,7 +82,7 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
     default_model: str = Field(default="qwen-3.6-plus", min_length=1)
-    default_image_model: str = Field(default="flux-1.1-ultra", min_length=1)
+    default_image_model: str = Field(default="recraft-v4", min_length=1)
     tool_timeout_seconds: float = Field(default=50.0, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)
     tier: int | None = Field(default=None, ge=0, le=4)

@@ -20,7 +20,10 @@ def test_bundled_snapshot_holds_the_documented_models() -> None:
     assert models["kimi-k2.6"].has("tools")
     assert models["flux-kontext-pro"].has("image_edit")
     assert models["ideogram-v3"].image_usd == 0.108
-    assert models["qwen-3.6-plus"].input_usd_per_1m == 0.68
+    assert models["qwen-3.6-plus"].input_usd_per_1m == 0.655
+    assert models["qwen-3.6-plus"].has("vision")
+    assert models["gemini-2.5-flash"].retires_on == "2026-10-20"
+    assert len([m for m in models.values() if m.kind == "image"]) == 16
 
 
 def test_bundled_file_is_package_data() -> None:
@@ -58,7 +61,7 @@ def test_filters_combine() -> None:
     vision_tools = select(models, capability="vision", search="kimi")
     assert {m.id for m in vision_tools} == {"kimi-k2.5", "kimi-k2.6"}
     assert all(m.kind == "image" for m in select(models, kind="image"))
-    assert {m.id for m in select(models, min_output=60_000)} == {"glm-4.7-flash", "glm-5.1"}
+    assert {m.id for m in select(models, min_output=60_000)} == {"glm-4.7-flash", "glm-5.1", "deepseek-v4-pro"}
     assert all((m.context_window or 0) >= 1_000_000 for m in select(models, min_context=1_000_000))
     assert select(models, search="zzz-nothing") == []
 
@@ -67,7 +70,7 @@ def test_rows_are_compact_and_complete() -> None:
     row = ModelRow.of(next(m for m in bundled_models() if m.id == "deepseek-r1"))
 
     assert row.model_dump()["capabilities"] == ["tools", "reasoning"]
-    assert row.output_usd_per_1m == 2.9
+    assert row.output_usd_per_1m == 2.957
 
 
 class FakeClock:

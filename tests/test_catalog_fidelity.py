@@ -11,6 +11,7 @@ import pytest
 from kyma_mcp.catalog import (
     Catalog,
     CatalogView,
+    bundled_document,
     bundled_models,
     models_text,
     normalise,
@@ -23,7 +24,10 @@ from kyma_mcp.chat import check_vision
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import AuthInvalidError, InvalidRequestError, ModelNotFoundError
 from kyma_mcp.images.jobs import ImageRequest, check_request
+from kyma_mcp.recommend.profile import GUIDE
 from kyma_mcp.recommend.ranking import recommend
+from kyma_mcp.settings import Settings
+from kyma_mcp.snapshot import build_snapshot
 from tests.conftest import TEST_KEY, ConnectFactory
 
 IMAGE_MESSAGE = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://a.example/x.png"}}]}]
@@ -191,3 +195,39 @@ async def test_the_key_is_sent_on_models_when_one_is_set(connect: ConnectFactory
         await client.call_tool("list_models", {"limit": 1})
 
     assert emulator.state.last_authorization == f"Bearer {TEST_KEY}"
+
+
+def test_the_snapshot_records_when_and_from_what_it_was_built() -> None:
+    snapshot = bundled_document()["snapshot"]
+    models = {m.id: m for m in bundled_models()}
+
+    assert snapshot["taken"] == "2026-09-04"
+    assert any("models.dev" in source for source in snapshot["sources"])
+    assert models["qwen-3.6-plus"].has("vision")
+    assert models["qwen-3.6-plus"].input_usd_per_1m == 0.655
+    assert len([m for m in models.values() if m.kind == "image"]) == 16
+    assert models["flux-1.1-ultra"].legacy
+    assert models["flux-1.1-ultra"].successor == "flux-2-pro"
+    assert Settings().default_image_model == "recraft-v4"
+
+
+def test_the_rebuild_script_merges_pricing_into_the_live_entries() -> None:
+    models = {"data": [{"id": "m", "pricing": {"input": 9}}, {"id": "v"}], "aliases": {"best": "m"}}
+    pricing = {
+        "text": [{"id": "m", "input_per_1m": 0.5, "output_per_1m": 1.5}],
+        "media": [{"id": "v", "modality": "video", "pricing_mode": "per-second", "usd_per_call": 0.54}],
+    }
+    document = build_snapshot(models, pricing, "https://gw.example/v1", "2026-12-03")
+    rebuilt = {m.id: m for m in normalise_all(document["data"])}
+
+    assert (rebuilt["m"].input_usd_per_1m, rebuilt["m"].output_usd_per_1m) == (0.5, 1.5)
+    assert (rebuilt["v"].kind, rebuilt["v"].second_usd) == ("video", 0.54)
+    assert document["aliases"] == {"best": "m"}
+    assert document["snapshot"]["sources"] == ["https://gw.example/v1/models", "https://gw.example/v1/pricing"]
+
+
+def test_legacy_and_retired_models_are_never_the_guides_pick() -> None:
+    for row in GUIDE:
+        pick = recommend(row.example, bundled_models()).pick
+        assert pick is not None
+        assert pick.model not in {"flux-1.1-ultra", "recraft-v3", "gemini-2.5-flash"}

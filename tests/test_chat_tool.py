@@ -109,7 +109,7 @@ async def test_a_reply_cut_at_max_tokens_says_how_to_get_more(connect: ConnectFa
     assert data["finish_reason"] == "length"
     assert len(data["reply"].split()) == 5
     assert "max_tokens" in data["notes"][0]
-    assert "glm-5.1" in data["notes"][0]
+    assert "glm-4.7-flash" in data["notes"][0]
     assert "[kyma-mcp]" in text_of(result)
 
 

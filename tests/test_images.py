@@ -35,6 +35,8 @@ from tests.results import error_text, structured, text_of
 pytestmark = pytest.mark.anyio
 
 FLUX_PRICE = 0.081
+DEFAULT_PRICE = 0.054
+"""recraft-v4, the default image model (Kyma's documented default)."""
 
 
 ONE_ERA = pytest.mark.parametrize("era", ["auto"])
@@ -95,9 +97,9 @@ async def test_generate_image_returns_previews_files_urls_and_cost(
 
     data = structured(result)
     assert data["status"] == "succeeded"
-    assert data["model"] == "flux-1.1-ultra"
-    assert data["estimated_cost_usd"] == data["charged_usd"] == pytest.approx(2 * FLUX_PRICE)
-    assert emulator.state.total_charged == pytest.approx(2 * FLUX_PRICE)
+    assert data["model"] == "recraft-v4"
+    assert data["estimated_cost_usd"] == data["charged_usd"] == pytest.approx(2 * DEFAULT_PRICE)
+    assert emulator.state.total_charged == pytest.approx(2 * DEFAULT_PRICE)
     assert len(data["images"]) == 2
     for image in data["images"]:
         path = Path(image["file"])
@@ -109,8 +111,8 @@ async def test_generate_image_returns_previews_files_urls_and_cost(
     for image in data["images"]:
         assert image["file"] in text
         assert image["url"] in text
-    assert "flux-1.1-ultra" in text
-    assert "$0.162" in text
+    assert "recraft-v4" in text
+    assert "$0.108" in text
     previews = previews_of(result)
     assert len(previews) == 2
     assert all(p.mime_type == "image/jpeg" for p in previews)
@@ -153,7 +155,7 @@ async def test_a_slow_job_returns_running_and_get_image_job_delivers_it_later(
     assert running["status"] == "running"
     assert running["images"] == []
     assert previews_of(first) == []
-    assert running["estimated_cost_usd"] == pytest.approx(FLUX_PRICE)
+    assert running["estimated_cost_usd"] == pytest.approx(DEFAULT_PRICE)
     assert running["charged_usd"] is None
     assert f'get_image_job with job_id="{running["job_id"]}"' in text_of(first)
     assert structured(again)["status"] == "running"
@@ -166,7 +168,7 @@ async def test_a_slow_job_returns_running_and_get_image_job_delivers_it_later(
     done = structured(later)
     assert done["status"] == "succeeded"
     assert done["job_id"] == running["job_id"]
-    assert done["charged_usd"] == pytest.approx(FLUX_PRICE)
+    assert done["charged_usd"] == pytest.approx(DEFAULT_PRICE)
     assert await anyio.Path(done["images"][0]["file"]).is_file()
     assert len(previews_of(later)) == 1
 
@@ -179,7 +181,7 @@ async def test_spend_is_counted_once_per_job_in_this_servers_tally(connect: Conn
         error_text(await client.call_tool("get_image_job", {"job_id": "0" * 24}))
         session = structured(await client.call_tool("get_limits", {}))["session"]
 
-    assert session["spend_usd"] == pytest.approx(FLUX_PRICE)
+    assert session["spend_usd"] == pytest.approx(DEFAULT_PRICE)
     assert session["calls"]["generate_image"] == 1
     assert session["calls"]["get_image_job"] == 2
     assert session["failed"] == {"get_image_job": 1}
@@ -198,7 +200,7 @@ async def test_a_replayed_idempotency_key_returns_the_same_job_and_charges_once(
     assert first["images"] == second["images"], "the saved file is reused, not downloaded again"
     assert len(emulator.state.jobs) == 1
     assert emulator.state.charge_count == 1
-    assert emulator.state.total_charged == pytest.approx(FLUX_PRICE)
+    assert emulator.state.total_charged == pytest.approx(DEFAULT_PRICE)
     assert len(await names_in(out)) == 1
 
 
@@ -217,7 +219,7 @@ async def test_each_failed_status_is_job_failed_with_the_reason_and_refund(
     text = error_text(result)
     assert text.startswith("[job_failed] Image job ")
     assert reason in text
-    assert f"The ${FLUX_PRICE:g} hold was refunded; nothing was charged." in text
+    assert f"The ${DEFAULT_PRICE:g} hold was refunded; nothing was charged." in text
     assert "without this job's idempotency_key" in text
     assert emulator.state.total_charged == 0
     assert emulator.state.balance == pytest.approx(10.0)
@@ -345,7 +347,7 @@ async def test_prompt_text_never_steers_a_file_outside_the_output_folder(connect
 
     names = await names_in(out)
     assert len(names) == 2
-    assert all(re.fullmatch(r"\d{8}-\d{6}-flux-1\.1-ultra-[a-z0-9-]+-[0-9a-f]{24}-1\.png", name) for name in names)
+    assert all(re.fullmatch(r"\d{8}-\d{6}-recraft-v4-[a-z0-9-]+-[0-9a-f]{24}-1\.png", name) for name in names)
     assert all(len(name) < 120 for name in names)
     assert any("-etc-passwd-" in name for name in names)
 

@@ -12,7 +12,7 @@ def test_defaults_match_the_documented_contract() -> None:
 
     assert settings.base_url == "https://kymaapi.com/v1"
     assert settings.default_model == "qwen-3.6-plus"
-    assert settings.default_image_model == "flux-1.1-ultra"
+    assert settings.default_image_model == "recraft-v4"
     assert settings.tool_timeout_seconds == 50
     assert settings.max_retries == 2
     assert not settings.has_api_key

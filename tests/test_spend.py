@@ -37,16 +37,16 @@ def test_the_estimate_prices_input_and_the_default_output_at_catalog_prices() ->
     assert quote.model == "qwen-3.6-plus"
     assert quote.input_tokens == estimate_message_tokens(messages) == 104
     assert quote.output_tokens == 4096
-    assert quote.cost_usd == pytest.approx((104 * 0.68 + 4096 * 4.05) / 1e6)
+    assert quote.cost_usd == pytest.approx((104 * 0.655 + 4096 * 3.93) / 1e6)
     assert quote.price_source == "catalog, live"
 
 
 def test_a_cap_lowers_max_tokens_to_what_it_pays_for() -> None:
     plan = _fit(0.004, [{"role": "user", "content": "hi"}])
 
-    assert plan.max_tokens == 986  # (0.004 - 5 input tokens at $0.68) / $4.05 per 1M output
+    assert plan.max_tokens == 1016  # (0.004 - 5 input tokens at $0.655) / $3.93 per 1M output
     assert plan.quote.cost_usd <= 0.004
-    assert "max_tokens lowered from 4,096 to 986" in plan.notes[0]
+    assert "max_tokens lowered from 4,096 to 1,016" in plan.notes[0]
 
 
 def test_a_cap_below_a_useful_reply_is_refused_with_what_would_fit() -> None:
@@ -55,8 +55,8 @@ def test_a_cap_below_a_useful_reply_is_refused_with_what_would_fit() -> None:
 
     text = str(refused.value)
     assert text.startswith("[budget_exceeded] This call's estimate is over max_cost_usd $0.0005: qwen-3.6-plus: ")
-    assert "≈ $0.0166 (catalog, bundled). Nothing was sent." in text
-    assert "Within the cap: max_tokens=122" in text
+    assert "≈ $0.0161 (catalog, bundled). Nothing was sent." in text
+    assert "Within the cap: max_tokens=126" in text
 
 
 def test_a_refusal_names_cheaper_models_that_fit() -> None:
@@ -65,7 +65,8 @@ def test_a_refusal_names_cheaper_models_that_fit() -> None:
 
     text = str(refused.value)
     assert text.endswith(
-        "Within the cap: deepseek-v4-flash ($0.0035), or glm-4.7-flash ($0.0030); or raise max_cost_usd."
+        "Within the cap: llama-3.3-70b ($0.0031), or glm-4.7-flash ($0.0030), or qwen-3-32b ($0.0026); "
+        "or raise max_cost_usd."
     )
 
 
@@ -140,7 +141,7 @@ async def test_dry_runs_estimate_without_spending(connect: ConnectFactory, emula
     assert structured(chat)["finish_reason"] == "dry_run"
     assert text_of(chat).startswith("Dry run, nothing sent. Estimate: qwen-3.6-plus: ~5 input + 4,096 output")
     assert structured(image)["status"] == "dry_run"
-    assert structured(image)["estimated_cost_usd"] == pytest.approx(0.162)
+    assert structured(image)["estimated_cost_usd"] == pytest.approx(0.108)  # 2 x recraft-v4, the default
     assert emulator.state.requests[CHAT] == 0
     assert emulator.state.requests["/v1/images/generations"] == 0
     assert emulator.state.total_charged == 0

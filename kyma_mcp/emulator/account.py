@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kyma_mcp.emulator.dialects import DOCUMENTED_BALANCE_FIELDS, DOCUMENTED_LIMITS_FIELDS, picked
 from kyma_mcp.emulator.parsing import authenticate
 from kyma_mcp.emulator.state import EmulatorState
 
@@ -33,32 +34,32 @@ class AccountRoutes:
         authenticate(request)
         balance = self._state.balance
         limits = self._state.limits
-        return JSONResponse(
-            {
-                "balance": balance,
-                "low_balance": balance < LOW_BALANCE_USD,
-                "currency": "USD",
-                "tier": limits.tier,
-                "lifetime_purchased": limits.min_deposit,
-            }
-        )
+        body = {
+            "balance": balance,
+            "low_balance": balance < LOW_BALANCE_USD,
+            "currency": "USD",
+            "tier": limits.tier,
+            "lifetime_purchased": limits.min_deposit,
+        }
+        documented = self._state.switches.dialect == "documented"
+        return JSONResponse(picked(body, DOCUMENTED_BALANCE_FIELDS) if documented else body)
 
     async def limits(self, request: Request) -> Response:
         authenticate(request)
         state = self._state
         limits = state.limits
         used, _ = state.rate_window.usage(state.switches.rate_window_seconds)
-        return JSONResponse(
-            {
-                "tier": limits.tier,
-                "rpm_limit": limits.rpm,
-                "rpm_used": used,
-                "rpm_remaining": max(limits.rpm - used, 0),
-                "per_model_rpm": limits.per_model_rpm,
-                "tpm_limit": limits.tpm,
-                "max_single_request": limits.max_single_request,
-                "image_concurrent": limits.image_concurrent,
-                "has_credits": state.balance > 0,
-                "used_today": state.requests["/v1/chat/completions"],
-            }
-        )
+        body = {
+            "tier": limits.tier,
+            "rpm_limit": limits.rpm,
+            "rpm_used": used,
+            "rpm_remaining": max(limits.rpm - used, 0),
+            "per_model_rpm": limits.per_model_rpm,
+            "tpm_limit": limits.tpm,
+            "max_single_request": limits.max_single_request,
+            "image_concurrent": limits.image_concurrent,
+            "has_credits": state.balance > 0,
+            "used_today": state.requests["/v1/chat/completions"],
+        }
+        documented = state.switches.dialect == "documented"
+        return JSONResponse(picked(body, DOCUMENTED_LIMITS_FIELDS) if documented else body)

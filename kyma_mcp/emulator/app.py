@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kyma_mcp.emulator.account import AccountRoutes
 from kyma_mcp.emulator.chat import ChatRoutes
 from kyma_mcp.emulator.control import ControlRoutes
+from kyma_mcp.emulator.dialects import serves
 from kyma_mcp.emulator.errors import GatewayError, not_found
 from kyma_mcp.emulator.images import ImageRoutes
 from kyma_mcp.emulator.parsing import bearer_key
@@ -35,7 +36,7 @@ def create_app(switches: Switches | None = None) -> Starlette:
 def build_app(state: EmulatorState) -> Starlette:
     """The app over an existing state, which it also exposes as `app.state.emulator`."""
     routes = [
-        *PublicRoutes(state.catalog).routes(),
+        *PublicRoutes(state).routes(),
         *AccountRoutes(state).routes(),
         *ChatRoutes(state).routes(),
         *ImageRoutes(state).routes(),
@@ -83,8 +84,12 @@ class GatewayMiddleware:
             await self._app(scope, receive, send)
             return
         path = str(scope["path"])
+        template = self._template(scope, path)
         if not path.startswith("/_emulator/"):
-            self._state.requests[self._template(scope, path)] += 1
+            self._state.requests[template] += 1
+        if not serves(self._state.switches.dialect, template):
+            await not_found(f"No such endpoint: {scope['method']} {path}").response()(scope, receive, send)
+            return
         if path.startswith("/v1/"):
             self._state.last_authorization = Headers(scope=scope).get("authorization")
             switches = self._state.switches

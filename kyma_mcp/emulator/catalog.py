@@ -76,6 +76,12 @@ class Catalog:
         return self.limits[number]
 
 
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
+"""A model whose output cap the snapshot does not give (INFERRED)."""
+CACHED_INPUT_SHARE = 0.1
+"""Cached input at a tenth of the input price, as the 2026-04 pricing page showed (INFERRED since)."""
+
+
 @functools.cache
 def load_catalog() -> Catalog:
     document = _read("catalog.json")
@@ -96,16 +102,17 @@ def _read(name: str) -> dict[str, Any]:
 def _model(entry: dict[str, Any]) -> Model:
     pricing: dict[str, Any] = entry.get("pricing") or {}
     is_image = "image" in entry.get("output_modalities", [])
+    input_price = float(pricing.get("input", 0))
     return Model(
         id=entry["id"],
         name=entry.get("name") or entry["id"],
         kind="image" if is_image else "chat",
-        max_output_tokens=int(entry.get("max_output_tokens") or 0),
-        supports_vision=bool(entry.get("supports_vision")),
+        max_output_tokens=int(entry.get("max_output_tokens") or DEFAULT_MAX_OUTPUT_TOKENS),
+        supports_vision="image" in entry.get("input_modalities", []),
         needs_image_url=entry.get("capability") == "image_edit",
-        input_per_1m=float(pricing.get("input_per_1m", 0)),
-        output_per_1m=float(pricing.get("output_per_1m", 0)),
-        cached_input_per_1m=float(pricing.get("cached_input_per_1m", 0)),
+        input_per_1m=input_price,
+        output_per_1m=float(pricing.get("output", 0)),
+        cached_input_per_1m=round(input_price * CACHED_INPUT_SHARE, 6),
         per_image_usd=float(pricing.get("per_image_usd", 0)),
     )
 

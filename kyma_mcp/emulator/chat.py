@@ -382,15 +382,18 @@ class ChatRoutes:
             raise state.rate_limit_error(refusal)
         state.ledger.charge(completion.cost, completion.id)
 
+        plain = switches.dialect == "openai"  # no X-Kyma-* headers, no usage.cost
         headers = {"X-Kyma-Model": served.id}
         if chat.alias:
             headers["X-Kyma-Alias"] = chat.alias
         if layer:
             headers |= {"X-Kyma-Fallback": "true", "X-Kyma-Fallback-Layer": str(layer)}
+        headers = {} if plain else headers
         if not chat.stream:
-            return JSONResponse(completion.body(), headers=headers)
+            return JSONResponse(_plain(completion.body()) if plain else completion.body(), headers=headers)
         chunks = completion.chunks(include_usage=chat.include_usage)
-        done = switches.send_done
+        chunks = [_plain(chunk) for chunk in chunks] if plain else chunks
+        done = switches.send_done and switches.dialect != "documented"  # [DONE] is not documented for Kyma
         if (cut := switches.error_event_after_chunks) is not None:
             chunks, done = [*chunks[:cut], STREAM_ERROR_EVENT], False
         events = _stream(
@@ -441,6 +444,15 @@ async def _stream(
             yield "data: [DONE]\n\n"
     finally:
         state.open_streams -= 1
+
+
+def _plain(body: dict[str, Any]) -> dict[str, Any]:
+    """A body with OpenAI's usage only: Kyma's cost and cache fields removed."""
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return body
+    kept = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {**body, "usage": {key: value for key, value in cast(dict[str, Any], usage).items() if key in kept}}
 
 
 def _event(chunk: dict[str, Any]) -> str:

@@ -173,6 +173,7 @@ class ImageRoutes:
             raise state.rate_limit_error(refusal)
         if not state.ledger.can_afford(estimated_cost(model, n)):
             raise insufficient_balance()
+        synchronous = switches.dialect == "openai"  # answered at once, already paid: no job to poll
         job = state.jobs.submit(
             owner=key,
             idempotency_key=idempotency_key,
@@ -181,8 +182,12 @@ class ImageRoutes:
             n=n,
             size=size,
             outcome=switches.image_outcome,
-            delay_seconds=switches.image_delay_seconds,
+            delay_seconds=0 if synchronous else switches.image_delay_seconds,
         )
+        if synchronous:
+            state.jobs.settle_finished()
+            urls = [f"{root_url}/files/{job.id}/{index}.png" for index in range(job.n)]
+            return JSONResponse({"created": int(job.created_at), "data": [{"url": url} for url in urls]})
         return JSONResponse(self._view(job, root_url), status_code=202)
 
     async def poll(self, request: Request) -> Response:
@@ -202,7 +207,7 @@ class ImageRoutes:
             job,
             root_url,
             time.monotonic(),
-            output_shape=switches.job_output_shape,
+            output_shape="url" if switches.dialect == "documented" else switches.job_output_shape,
             success_word=switches.job_success_word,
         )
 

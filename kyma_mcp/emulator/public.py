@@ -15,6 +15,9 @@ from starlette.routing import Route
 
 from kyma_mcp.emulator.catalog import Catalog
 from kyma_mcp.emulator.chat import DEFAULT_MAX_TOKENS
+from kyma_mcp.emulator.dialects import model_entry
+from kyma_mcp.emulator.parsing import authenticate
+from kyma_mcp.emulator.state import EmulatorState
 
 
 def pricing_catalog(catalog: Catalog) -> dict[str, Any]:
@@ -84,9 +87,10 @@ are false because the emulator does not implement them, whatever the real gatewa
 
 
 class PublicRoutes:
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-        self._pricing = pricing_catalog(catalog)
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
+        self._catalog = state.catalog
+        self._pricing = pricing_catalog(state.catalog)
 
     def routes(self) -> list[Route]:
         return [
@@ -97,7 +101,12 @@ class PublicRoutes:
         ]
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": self._catalog.entries})
+        dialect = self._state.switches.dialect
+        if dialect == "openai":
+            authenticate(request)
+            return JSONResponse({"object": "list", "data": [model_entry(dialect, e) for e in self._catalog.entries]})
+        entries = [model_entry(dialect, entry) for entry in self._catalog.entries]
+        return JSONResponse({"object": "list", "data": entries, "aliases": self._catalog.aliases})
 
     async def tiers(self, request: Request) -> Response:
         return JSONResponse(self._catalog.tiers, headers={"Cache-Control": "public, max-age=300"})

@@ -19,6 +19,7 @@ import uvicorn
 
 from kyma_mcp.emulator.app import build_app
 from kyma_mcp.emulator.chat import StreamDropped
+from kyma_mcp.emulator.dialects import DIALECTS
 from kyma_mcp.emulator.state import EmulatorState
 from kyma_mcp.emulator.switches import Switches
 
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=8765, help="port to bind, 0 for any free one (default: %(default)s)"
     )
+    parser.add_argument(
+        "--dialect", choices=DIALECTS, default="kyma", help="kyma, documented or openai (default: %(default)s)"
+    )
     parser.add_argument("--tier", type=int, choices=range(5), default=0, help="account tier 0-4 (default: 0)")
     parser.add_argument("--latency-ms", type=float, default=0, help="delay before every /v1 response")
     parser.add_argument("--token-interval-ms", type=float, default=0, help="delay between streamed chunks")
@@ -177,6 +181,7 @@ def switches_from_args(args: argparse.Namespace) -> Switches:
         ValueError: a value is out of range (e.g. a negative delay).
     """
     switches = Switches(
+        dialect=args.dialect,
         tier=args.tier,
         latency_ms=args.latency_ms,
         token_interval_ms=args.token_interval_ms,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints
 
 from kyma_mcp.emulator.catalog import load_catalog
+from kyma_mcp.emulator.dialects import DIALECTS
 
 INJECTABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 IMAGE_OUTCOMES = frozenset({"succeeded", "failed", "expired", "refunded"})
@@ -31,6 +32,8 @@ class Switches:
     layer 1 (same model, headers only) — INFERRED.
     """
 
+    dialect: str = "kyma"
+    """How much of Kyma the gateway shows: kyma, documented or openai (see `emulator.dialects`)."""
     latency_ms: float = 0
     """Delay before every /v1 response, before its headers."""
     token_interval_ms: float = 0
@@ -111,6 +114,8 @@ class Switches:
         ):
             if count is not None and count < 0:
                 found.append(f"{name} must be >= 0")
+        if self.dialect not in DIALECTS:
+            found.append(f"dialect must be one of {', '.join(DIALECTS)}")
         if self.job_output_shape not in JOB_OUTPUT_SHAPES:
             found.append(f"job_output_shape must be one of {sorted(JOB_OUTPUT_SHAPES)}")
         if self.job_not_found_polls < 0:

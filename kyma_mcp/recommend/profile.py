@@ -282,8 +282,8 @@ GUIDE: tuple[GuideRow, ...] = (
     _row(
         "long documents (1M-token context)",
         {"long_context"},
-        ("gemini-2.5-flash", "gemini-3-flash"),
-        'FAQ: the long-context pick, "up to 1M tokens with Gemini models"',
+        ("gemini-3-flash", "deepseek-v4-flash"),
+        'FAQ: the long-context pick, "up to 1M tokens with Gemini models" (gemini-2.5-flash retired 2026-10-20)',
         "Summarize a 300-page PDF contract",
     ),
     _row(
@@ -331,8 +331,8 @@ GUIDE: tuple[GuideRow, ...] = (
     _row(
         "photos, hero shots and editorial images",
         {"photo"},
-        ("flux-1.1-ultra",),
-        'image guide: "Cinematic photos, hero shots, editorial"',
+        ("flux-2-pro", "imagen-4"),
+        'image guide: flux-2-pro replaces the legacy flux-1.1-ultra ("Cinematic photos, hero shots, editorial")',
         "A cinematic hero shot of a mountain cabin at dawn, 16:9",
     ),
     _row(
@@ -352,8 +352,8 @@ GUIDE: tuple[GuideRow, ...] = (
     _row(
         "vector art, illustration and brand assets",
         {"vector"},
-        ("recraft-v3",),
-        'image guide: "Vector illustration, brand assets"',
+        ("recraft-v4-vector", "recraft-v4"),
+        "image guide: recraft-v4 (Kyma's default) replaces the legacy recraft-v3; recraft-v4-vector makes SVG",
         "A flat vector illustration for our onboarding screens",
     ),
 )
