@@ -108,6 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(os.environ)
         http = _http_config(args, settings)
+        if http is not None and settings.image_dirs is None:
+            settings = settings.model_copy(update={"image_dirs": ()})  # a remote client never reads our disk
     except ConfigError as exc:
         sys.stderr.write(f"kyma-mcp: {exc}\n")
         return EXIT_CONFIG

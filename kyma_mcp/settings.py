@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -92,6 +93,27 @@ class Settings(BaseModel):
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
     bounds: Bounds = Bounds()
+    image_dirs: tuple[Path, ...] | None = None
+    """Folders chat's `images` may read local files from (KYMA_IMAGE_DIRS). None: the transport's
+    default (stdio: home and the temp folder; HTTP: none). Use `allowed_image_dirs()`."""
+
+    @field_validator("image_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(item).expanduser() for item in value.replace(os.pathsep, ",").split(",") if item.strip())
+        return value
+
+    def allowed_image_dirs(self) -> tuple[Path, ...]:
+        """The folders local images may come from, resolved after symlinks."""
+        if self.image_dirs is not None:
+            folders = self.image_dirs
+        else:
+            import tempfile
+
+            folders = (Path.home(), Path(tempfile.gettempdir()))
+        return tuple(folder.resolve() for folder in folders)
+
     store: Literal["on", "off"] = "on"
     store_url: SecretStr | None = None
     conversation_days: int = Field(default=30, ge=1, le=36_500)
@@ -183,6 +205,7 @@ _ENV_FIELDS = {
     "KYMA_TIER": "tier",
     "KYMA_RATE_WINDOW_SECONDS": "rate_window_seconds",
     "KYMA_OUTPUT_DIR": "output_dir",
+    "KYMA_IMAGE_DIRS": "image_dirs",
     "KYMA_MCP_AUTH_TOKEN": "mcp_auth_token",
     "KYMA_MCP_ALLOWED_HOSTS": "mcp_allowed_hosts",
     "KYMA_MCP_ALLOWED_ORIGINS": "mcp_allowed_origins",

@@ -1,24 +1,38 @@
 """Images given to `chat`: https and data URLs pass through, local image files become data URLs.
 
-Local paths are read only when they are regular image files under the size cap, so a tool
-argument can never make the server read (and send away) an arbitrary file.
+Local paths are read only from the folders `KYMA_IMAGE_DIRS` allows (resolved after symlinks;
+stdio default: home and temp; HTTP default: none), only when they are regular files that Pillow
+reads as PNG, JPEG, GIF or WebP, under the per-file and per-call size bounds, so a tool argument
+can never make the server read (and send away) an arbitrary file.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import stat
 from pathlib import Path
 
 import anyio.to_thread
 
 from kyma_mcp.errors import InvalidRequestError, PathDeniedError
+from kyma_mcp.settings import Settings
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _FORMATS = "PNG, JPEG, GIF or WebP"
+_MIME_OF = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 
 
-async def to_image_url(source: str) -> str:
+async def to_image_urls(sources: list[str], settings: Settings) -> list[str]:
+    """`to_image_url` for each source, with the local files together under `Bounds.image_bytes_per_call`."""
+    allowed = settings.allowed_image_dirs()
+    left = [settings.bounds.image_bytes_per_call]
+    return [await to_image_url(source, allowed, left, settings.bounds.image_pixels) for source in sources]
+
+
+async def to_image_url(
+    source: str, allowed: tuple[Path, ...] = (), left: list[int] | None = None, max_pixels: int = 16_777_216
+) -> str:
     """An URL Kyma accepts for `source`: the URL itself, or a data URL built from a local image file.
 
     Raises:
@@ -36,7 +50,7 @@ async def to_image_url(source: str) -> str:
         raise InvalidRequestError(
             f"Image '{source[:80]}' uses an unsupported scheme; give an https URL, a data URL or a local file path."
         )
-    return await anyio.to_thread.run_sync(_data_url_from_file, source)
+    return await anyio.to_thread.run_sync(_data_url_from_file, source, allowed, left or [MAX_IMAGE_BYTES], max_pixels)
 
 
 def image_mime_type(header: bytes) -> str | None:
@@ -52,9 +66,17 @@ def image_mime_type(header: bytes) -> str | None:
     return None
 
 
-def _data_url_from_file(raw_path: str) -> str:
+def _data_url_from_file(raw_path: str, allowed: tuple[Path, ...], left: list[int], max_pixels: int) -> str:
     shown = raw_path[:200]
     path = Path(raw_path).expanduser()
+    with contextlib.suppress(OSError, RuntimeError, ValueError):  # a missing file is reported below
+        path = path.resolve(strict=True)
+    if not any(path.is_relative_to(folder) for folder in allowed):
+        folders = ", ".join(str(folder) for folder in allowed) or "none (KYMA_IMAGE_DIRS is empty)"
+        raise PathDeniedError(
+            f"'{shown}' is outside the folders images may be read from: {folders}. Move the image there, "
+            "or ask the operator to add its folder to KYMA_IMAGE_DIRS."
+        )
     try:
         info = path.stat()
     except (OSError, ValueError):
@@ -69,13 +91,39 @@ def _data_url_from_file(raw_path: str) -> str:
             f"'{shown}' is {info.st_size / 1_048_576:.1f} MB; images are limited to "
             f"{MAX_IMAGE_BYTES // 1_048_576} MB. Downscale it first."
         )
+    if info.st_size > left[0]:
+        raise InvalidRequestError(
+            f"'{shown}' would take this call's local images past the {left[0]:,} bytes left of the per-call "
+            "bound (KYMA_MAX_IMAGE_BYTES_PER_CALL). Send fewer or smaller images."
+        )
+    mime = _pillow_format(path, max_pixels)
+    if mime is None:
+        raise PathDeniedError(f"'{shown}' is not a {_FORMATS} image; other files are never read.")
     try:
         with path.open("rb") as file:
-            header = file.read(16)
-            mime = image_mime_type(header)
-            if mime is None:
-                raise PathDeniedError(f"'{shown}' is not a {_FORMATS} image; other files are never read.")
-            data = header + file.read(MAX_IMAGE_BYTES)
+            data = file.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
         raise PathDeniedError(f"'{shown}' could not be read ({exc.strerror or 'error'}).") from None
+    left[0] -= len(data)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _pillow_format(path: Path, max_pixels: int) -> str | None:
+    """The MIME type of a file Pillow decodes as an image of at most `max_pixels`, or None.
+
+    The pixels are decoded (bounded by `max_pixels`): a header alone is easy to fake."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                kind = image.format
+                if image.width * image.height > max_pixels:
+                    return None
+                image.load()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None
+    return _MIME_OF.get(kind or "")

@@ -296,7 +296,7 @@ async def test_images_for_a_text_only_model_are_refused_before_spending(
 @pytest.mark.parametrize(
     ("source", "word"),
     [
-        ("/no/such/image.png", "invalid_request"),
+        ("/no/such/image.png", "path_denied"),  # outside KYMA_IMAGE_DIRS: not even looked up
         ("/etc", "path_denied"),
         ("/etc/hostname", "path_denied"),
         ("../../../../../../etc/passwd", "path_denied"),

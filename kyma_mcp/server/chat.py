@@ -35,7 +35,7 @@ from kyma_mcp.server.context import (
 from kyma_mcp.spend import Plan, plan_chat
 from kyma_mcp.store import Store
 from kyma_mcp.store.records import Turn
-from kyma_mcp.vision import to_image_url
+from kyma_mcp.vision import to_image_urls
 
 MESSAGES_SCHEMA = {
     "type": ["array", "null"],
@@ -96,7 +96,7 @@ async def chat(
     async with tool_errors(state, "chat", progress) as deadline_at:
         conversations.check_arguments(conversation_id, bool(messages))
         sources = list(images or ())
-        image_urls = [await to_image_url(source) for source in sources]
+        image_urls = await to_image_urls(sources, state.settings)
         current = build_messages(prompt=prompt, messages=messages, system=None, image_urls=image_urls)
         # The catalog is read only when needed: to refuse images for a text model, to fit a history.
         view = await state.catalog.view() if image_urls or conversation_id else None
