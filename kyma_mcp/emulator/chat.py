@@ -400,7 +400,10 @@ class ChatRoutes:
             state,
             chunks,
             first_byte_delay=switches.first_byte_delay_ms / 1000,
-            interval=switches.token_interval_ms / 1000,
+            interval=(
+                switches.slow_token_interval_ms if chat.model.id in switches.slow_models else switches.token_interval_ms
+            )
+            / 1000,
             drop_after=switches.drop_stream_after_chunks,
             done=done,
         )

@@ -38,6 +38,9 @@ class Switches:
     """Delay before every /v1 response, before its headers."""
     token_interval_ms: float = 0
     """Delay between streamed chunks."""
+    slow_models: list[str] = field(default_factory=list[str])
+    """Models (ids as requested) whose streams wait `slow_token_interval_ms` between chunks instead."""
+    slow_token_interval_ms: float = 250
     first_byte_delay_ms: float = 0
     """Extra delay before the first streamed chunk, after the headers."""
     reply_words: int = 24
@@ -86,6 +89,7 @@ class Switches:
         delays = (
             "latency_ms",
             "token_interval_ms",
+            "slow_token_interval_ms",
             "first_byte_delay_ms",
             "retry_after_seconds",
             "image_delay_seconds",
@@ -186,6 +190,12 @@ def _string(value: object) -> str:
     return value
 
 
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError
+    return [_string(item) for item in cast(list[object], value)]
+
+
 def _integers(value: object) -> list[int]:
     if not isinstance(value, list):
         raise TypeError
@@ -200,6 +210,7 @@ _CONVERTERS: dict[object, tuple[str, Callable[[object], object]]] = {
     bool: ("true or false", _boolean),
     str: ("a string", _string),
     list[int]: ("a list of integers", _integers),
+    list[str]: ("a list of strings", _strings),
 }
 
 

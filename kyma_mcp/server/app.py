@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 from kyma_mcp import __version__
 from kyma_mcp.errors import redact
 from kyma_mcp.redaction import redact_json
-from kyma_mcp.server import chat, conversations, images, limits, models, recommend
+from kyma_mcp.server import chat, compare, conversations, images, limits, models, recommend
 from kyma_mcp.server.arguments import ToolArguments
 from kyma_mcp.server.context import ResourceSpec, SharedState, ToolSpec, resource_state
 from kyma_mcp.server.schema import compact, model_visible
@@ -122,7 +122,7 @@ def _problem(error: ErrorDetails) -> str:
     return f"{where}: {error['msg']}"
 
 
-TOOL_MODULES = (chat, conversations, models, images, recommend, limits)
+TOOL_MODULES = (chat, compare, conversations, models, images, recommend, limits)
 """Every tool group; each module declares `TOOLS` and may declare `RESOURCES`."""
 
 

@@ -33,8 +33,8 @@ BILLED = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 and hints cannot depend on arguments); the rest only read."""
 
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
-MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap for this call")]
-DryRun = Annotated[bool, Field(description="Only estimate the cost")]
+MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap")]
+DryRun = Annotated[bool, Field(description="Estimate only")]
 
 
 @dataclass

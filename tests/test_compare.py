@@ -1,0 +1,141 @@
+"""The `compare` tool: parallel streams, one deadline, per-model failures, a whole-call cap."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.settings import Settings
+from kyma_mcp.store import open_store
+from tests.conftest import ConnectFactory
+from tests.results import error_text, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+CHAT = "/v1/chat/completions"
+
+
+def _sections(result: Any) -> dict[str, dict[str, Any]]:
+    return {section["model"]: section for section in structured(result)["sections"]}
+
+
+async def test_one_unknown_and_one_slow_model_do_not_spoil_the_others(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    emulator.state.switches.slow_models = ["deepseek-r1"]
+    emulator.state.switches.slow_token_interval_ms = 200  # 24 words ≈ 4.8 s, past the 2 s deadline
+    progress: list[str] = []
+
+    async def on_progress(_: float, __: float | None, message: str | None) -> None:
+        progress.append(message or "")
+
+    async with connect(tool_timeout_seconds=2) as client:
+        result = await client.call_tool(
+            "compare",
+            {"prompt": "Name a prime.", "models": ["qwen-3.6-plus", "no-such-model", "deepseek-r1"]},
+            progress_callback=on_progress,
+        )
+
+    sections = _sections(result)
+    assert list(sections) == ["qwen-3.6-plus", "no-such-model", "deepseek-r1"]
+    assert sections["qwen-3.6-plus"]["status"] == "finished"
+    assert sections["qwen-3.6-plus"]["answer"]["reply"].startswith("Echo from qwen-3.6-plus")
+    assert sections["no-such-model"]["status"] == "failed"
+    assert sections["no-such-model"]["error"].startswith("[model_not_found]")
+    slow = sections["deepseek-r1"]
+    assert slow["status"] == "interrupted"
+    assert slow["answer"]["finish_reason"] == "interrupted"
+    assert 0 < len(slow["answer"]["reply"].split()) < 24
+    data = structured(result)
+    assert data["total_cost_usd"] == pytest.approx(
+        sections["qwen-3.6-plus"]["answer"]["usage"]["cost_usd"] + (slow["answer"]["usage"]["cost_usd"] or 0)
+    )
+    assert "finished qwen-3.6-plus; failed no-such-model; interrupted deepseek-r1" in data["comparison"]
+    text = text_of(result)
+    assert "## no-such-model · failed\n[model_not_found]" in text
+    assert any("qwen-3.6-plus" in line and "deepseek-r1" in line for line in progress)
+
+
+async def test_a_whole_call_cap_is_split_across_the_models(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    models = ["qwen-3.6-plus", "kimi-k2.6", "glm-4.7-flash"]
+    async with connect() as client:
+        estimate = await client.call_tool("compare", {"prompt": "hi [[words=3000]]", "models": models, "dry_run": True})
+        uncapped = structured(estimate)["total_cost_usd"]
+        cap = round(uncapped / 4, 6)
+        result = await client.call_tool(
+            "compare", {"prompt": "hi [[words=3000]]", "models": models, "max_cost_usd": cap}
+        )
+
+    assert emulator.state.requests[CHAT] == 3  # the dry run sent nothing
+    sections = _sections(result)
+    assert all(s["status"] == "finished" for s in sections.values())
+    assert all("max_tokens lowered from 4,096" in s["answer"]["notes"][0] for s in sections.values())
+    assert structured(result)["total_cost_usd"] <= cap
+    assert emulator.state.total_charged <= cap
+
+
+async def test_a_cap_too_small_for_one_model_refuses_it_alone(connect: ConnectFactory) -> None:
+    async with connect(allow_unpriced=False) as client:
+        result = await client.call_tool(
+            "compare", {"prompt": "hi", "models": ["qwen-3.6-plus", "mystery-model"], "max_cost_usd": 0.01}
+        )
+
+    sections = _sections(result)
+    assert sections["qwen-3.6-plus"]["status"] == "finished"
+    assert sections["mystery-model"]["status"] == "refused"
+    assert sections["mystery-model"]["error"].startswith("[budget_exceeded] mystery-model has no price")
+
+
+async def test_when_every_model_fails_the_call_fails_with_each_word(connect: ConnectFactory) -> None:
+    async with connect() as client:
+        result = await client.call_tool("compare", {"prompt": "hi", "models": ["nope-one", "nope-two"]})
+
+    text = error_text(result)
+    assert text.startswith("[model_not_found] No model answered")
+    assert "nope-one: [model_not_found]" in text
+    assert "nope-two: [model_not_found]" in text
+
+
+async def test_default_models_come_from_the_recommender(connect: ConnectFactory) -> None:
+    async with connect() as client:
+        result = await client.call_tool("compare", {"prompt": "Refactor this Python module and add unit tests"})
+
+    sections = structured(result)["sections"]
+    assert 2 <= len(sections) <= 3
+    assert all(s["status"] == "finished" for s in sections)
+
+
+async def test_a_judge_model_sums_up_and_is_costed(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    async with connect() as client:
+        result = await client.call_tool(
+            "compare", {"prompt": "hi", "models": ["qwen-3.6-plus", "glm-4.7-flash"], "judge_model": "kimi-k2.6"}
+        )
+
+    data = structured(result)
+    assert data["judge"]["model_served"] == "kimi-k2.6"
+    assert emulator.state.requests[CHAT] == 3
+    assert data["total_cost_usd"] == pytest.approx(emulator.state.total_charged)
+    assert "## Judge (kimi-k2.6)" in text_of(result)
+
+
+async def test_a_thread_is_compared_on_without_being_appended_to(
+    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    store_url = f"sqlite://{tmp_path / 'store.sqlite3'}"
+    async with connect(store_url=store_url) as client:
+        first = await client.call_tool("chat", {"prompt": "Remember the word saffron."})
+        thread = structured(first)["conversation_id"]
+        result = await client.call_tool(
+            "compare",
+            {"prompt": "Which word?", "models": ["qwen-3.6-plus", "glm-4.7-flash"], "conversation_id": thread},
+        )
+
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    turns = await store.turns(thread)
+    await store.aclose()
+    assert len(turns) == 1
+    sections = structured(result)["sections"]
+    assert all(s["status"] == "finished" for s in sections)
+    assert all(s["answer"]["usage"]["prompt_tokens"] > structured(first)["usage"]["prompt_tokens"] for s in sections)
+    assert "nothing was added to it" in text_of(result)
