@@ -36,12 +36,14 @@ from kyma_mcp.errors import (
     UpstreamUnavailableError,
 )
 from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
+from kyma_mcp.images.journal import JobJournal, fingerprint
 from kyma_mcp.images.previews import PREVIEW_MAX_EDGE, Preview, inspect, preview, preview_share
 from kyma_mcp.kyma.client import ByteBudget, KymaClient, clip, shown_url, without_credentials
 from kyma_mcp.kyma.pacing import JobSlots
 from kyma_mcp.kyma.wire import JSONObject, integer, json_list, json_object, number
 from kyma_mcp.redaction import scrub_bytes
 from kyma_mcp.settings import Bounds, Settings
+from kyma_mcp.store.records import ImageJob
 from kyma_mcp.vision import image_mime_type
 
 POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)
@@ -81,9 +83,20 @@ class ImageFile(BaseModel):
     height: int | None
 
 
+class RecentJob(BaseModel):
+    """One journal entry, as get_image_job without a job_id lists it."""
+
+    job_id: str | None
+    status: str
+    model: str
+    prompt_words: str
+    files: list[str]
+    updated: str
+
+
 class ImageResult(BaseModel):
-    job_id: str
-    status: Literal["running", "succeeded", "unknown", "dry_run"] = Field(
+    job_id: str | None
+    status: Literal["running", "succeeded", "unknown", "dry_run", "listed"] = Field(
         description="running: the job outlived this call; call get_image_job with job_id to keep waiting"
     )
     model: str
@@ -91,10 +104,17 @@ class ImageResult(BaseModel):
     estimated_cost_usd: float | None
     charged_usd: float | None = Field(description="null until the job finishes")
     message: str
+    recent_jobs: list[RecentJob] = Field(default_factory=list[RecentJob])
 
     def text(self) -> str:
-        """The readable content: the message, then per image its file, size and URL."""
+        """The readable content: the message, then per image its file, size and URL (or the jobs listed)."""
         lines = [self.message]
+        for job in self.recent_jobs:
+            files = f"{len(job.files)} file(s)" if job.files else "no files yet"
+            lines.append(
+                f"- {job.job_id or '(no job id: submit unanswered)'} · {job.status} · {job.model} · "
+                f"{job.updated} · {files} · {job.prompt_words[:60]}"
+            )
         for position, image in enumerate(self.images, 1):
             size = f"{image.width}x{image.height}" if image.width and image.height else "size unknown"
             lines.append(f"{position}. {image.file or '(not saved)'} ({size})\n   {image.url}")
@@ -250,8 +270,9 @@ def unknown_image_model(
 class ImageJobs:
     """Submits, waits for and delivers image jobs; remembers the prompts and charges it has seen."""
 
-    def __init__(self, client: KymaClient, settings: Settings) -> None:
+    def __init__(self, client: KymaClient, settings: Settings, journal: JobJournal | None = None) -> None:
         self._client = client
+        self._journal = journal or JobJournal(None)
         self._output_dir = settings.output_dir
         # Waiting stops this long before the deadline, leaving time to download and preview.
         self._delivery_seconds = min(8.0, 0.25 * settings.tool_timeout_seconds)
@@ -273,7 +294,10 @@ class ImageJobs:
         """
         model_id = check_request(view, request)
         folder = output_folder(self._output_dir)  # a bad folder fails before anything is spent
-        key = request.idempotency_key or uuid.uuid4().hex
+        # The journal first: a call that died after submitting left its key, and reusing it gets that job.
+        request_print = fingerprint(model_id, request.prompt, request.n, request.size, request.image_url)
+        key = request.idempotency_key or await self._journal.key_for(request_print) or uuid.uuid4().hex
+        await self._journal.record(key, model=model_id, prompt=request.prompt, request_fingerprint=request_print)
         payload: JSONObject = {"model": model_id, "prompt": request.prompt, "n": request.n, "idempotency_key": key}
         if request.size is not None:
             payload["size"] = request.size
@@ -288,17 +312,60 @@ class ImageJobs:
             self._slots.release(slot)
             raise
         self._slots.started(slot, job.id)
+        await self._journal.update(key, job.status, job_id=job.id)
         _remember(self._prompts, job.id, request.prompt)
         _remember(self._asked, job.id, request.n)
         await progress(f"Job {job.id}: {job.status}")
         try:
-            return await self._follow(
-                job, folder, deadline_at, deadline_at - self._delivery_seconds, progress, submitted=True
+            return await self._journaled(
+                key, job, folder, deadline_at, deadline_at - self._delivery_seconds, progress, submitted=True
             )
         except (JobFailedError, PathDeniedError):
             raise
         except KymaError as exc:
             raise after_submit(exc, job.id) from None
+
+    async def _journaled(
+        self,
+        key: str | None,
+        job: Job,
+        folder: Path,
+        deadline_at: float,
+        wait_until: float,
+        progress: Progress,
+        *,
+        submitted: bool = False,
+    ) -> Delivery:
+        """`_follow`, then the outcome written to the journal (failed, still running, or the saved files)."""
+        try:
+            delivery = await self._follow(job, folder, deadline_at, wait_until, progress, submitted=submitted)
+        except JobFailedError:
+            if key is not None:
+                await self._journal.update(key, "failed")
+            raise
+        if key is not None:
+            files = [image.file for image in delivery.result.images if image.file]
+            await self._journal.update(key, delivery.result.status, files=files or None)
+        return delivery
+
+    async def recent(self, limit: int) -> Delivery:
+        """The journal's latest jobs, newest first (get_image_job without a job_id)."""
+        jobs = await self._journal.recent(limit)
+        if jobs is None:
+            message = "No job journal is available (the store cannot be used); pass job_id to check a job."
+        else:
+            message = f"The {len(jobs)} latest image job(s), newest first; pass a job_id to get one's images."
+        result = ImageResult(
+            job_id=None,
+            status="listed",
+            model="",
+            images=[],
+            estimated_cost_usd=None,
+            charged_usd=None,
+            message=message,
+            recent_jobs=[_recent(job) for job in jobs or ()],
+        )
+        return Delivery(result, [])
 
     async def resume(
         self, job_id: str, *, wait_seconds: float | None, deadline_at: float, progress: Progress
@@ -312,14 +379,19 @@ class ImageJobs:
         if wait_seconds is not None:
             wait_until = min(wait_until, anyio.current_time() + wait_seconds)
         folder = output_folder(self._output_dir)
+        entry = await self._journal.find(job_id)
+        if entry is not None and job_id not in self._prompts:
+            # Another process (or this one before a restart) submitted it: name its files as that call did.
+            _remember(self._prompts, job_id, entry.prompt_words)
         try:
             job = Job.parse(await self._client.get_job(job_id), max_chars=self._bounds.field_chars)
             await progress(f"Job {job.id}: {job.status}")
-            return await self._follow(job, folder, deadline_at, wait_until, progress)
+            key = entry.idempotency_key if entry is not None else None
+            return await self._journaled(key, job, folder, deadline_at, wait_until, progress)
         except (JobFailedError, PathDeniedError):
             raise
         except KymaError as exc:
-            if isinstance(exc, InvalidRequestError) and job_id not in self._asked:
+            if isinstance(exc, InvalidRequestError) and job_id not in self._asked and entry is None:
                 raise  # an id this server never submitted: it may simply be wrong
             raise after_submit(exc, job_id) from None
 
@@ -527,6 +599,17 @@ def _inline(url: str, budget: ByteBudget) -> bytes:
             f"The images of this call passed {budget.total:,} bytes together (KYMA_MAX_IMAGE_BYTES_PER_CALL)."
         )
     return data
+
+
+def _recent(job: ImageJob) -> RecentJob:
+    return RecentJob(
+        job_id=job.job_id,
+        status=job.status,
+        model=job.model,
+        prompt_words=job.prompt_words,
+        files=list(job.files),
+        updated=datetime.fromtimestamp(job.updated_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
 
 
 def job_failed_error(job: Job) -> JobFailedError:

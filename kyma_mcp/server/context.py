@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from kyma_mcp.catalog import Catalog
 from kyma_mcp.errors import KymaError, deadline_error, redact
 from kyma_mcp.images.jobs import ImageJobs
+from kyma_mcp.images.journal import JobJournal
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.progress import Progress, reporting
 from kyma_mcp.settings import Settings
@@ -98,13 +99,14 @@ class SharedState:
         if self._state is None:
             client = KymaClient(self._settings, transport=self._transport)
             catalog = Catalog(client.list_models, pricing=client.get_pricing)
+            store = StoreHandle(self._settings)
             self._state = AppState(
                 self._settings,
                 client,
                 catalog,
                 SessionUsage(),
-                ImageJobs(client, self._settings),
-                StoreHandle(self._settings),
+                ImageJobs(client, self._settings, JobJournal(store)),
+                store,
             )
         state = self._state
         self._users += 1

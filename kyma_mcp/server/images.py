@@ -30,6 +30,9 @@ from kyma_mcp.server.context import (
 )
 from kyma_mcp.spend import dry_run_text, fit_images, quote_images
 
+RECENT_JOBS = 20
+"""Jobs get_image_job lists when called without a job_id."""
+
 
 async def generate_image(
     ctx: AppContext,
@@ -75,12 +78,14 @@ async def generate_image(
 
 async def get_image_job(
     ctx: AppContext,
-    job_id: JobId,
+    job_id: Annotated[JobId | None, Field(description="Omit to list recent jobs")] = None,
     wait_seconds: Annotated[float | None, Field(ge=0, le=3600)] = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Wait for an image job generate_image left running, or fetch its images again."""
     state = ctx.request_context.lifespan_context
     progress = progress_of(ctx)
+    if job_id is None:
+        return _image_result(await state.images.recent(RECENT_JOBS))
     async with tool_errors(state, "get_image_job", progress) as deadline_at:
         delivery = await state.images.resume(
             job_id, wait_seconds=wait_seconds, deadline_at=deadline_at, progress=progress.report

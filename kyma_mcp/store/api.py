@@ -10,7 +10,7 @@ Three kinds of state live here, each written in short transactions:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import cast
 
 from kyma_mcp.errors import store_error
@@ -32,7 +32,9 @@ _TURN_COLUMNS = (
     "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_estimate"
 )
 _LEDGER_COLUMNS = "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at"
-_JOB_COLUMNS = "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files"
+_JOB_COLUMNS = (
+    "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files, request_fingerprint"
+)
 _SCHEMA_LOCK = "kyma-mcp:schema"
 
 
@@ -281,7 +283,7 @@ class Store:
         call finds the job the first call submitted) and is returned."""
         async with self.database.transaction(write=True) as tx:
             await tx.execute(
-                f"INSERT INTO image_jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO image_jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) DO NOTHING",
                 (
                     job.idempotency_key,
@@ -292,6 +294,7 @@ class Store:
                     job.updated_at,
                     job.job_id,
                     json.dumps(list(job.files)),
+                    job.request_fingerprint,
                 ),
             )
             rows = await tx.fetch(
@@ -320,6 +323,19 @@ class Store:
         column, value = ("job_id", job_id) if job_id is not None else ("idempotency_key", idempotency_key)
         async with self.database.transaction(write=False) as tx:
             rows = await tx.fetch(f"SELECT {_JOB_COLUMNS} FROM image_jobs WHERE {column} = ?", (value,))
+        return _job(rows[0]) if rows else None
+
+    async def unfinished_job(
+        self, *, request_fingerprint: str, statuses: Collection[str], created_after: float
+    ) -> ImageJob | None:
+        """The newest job recorded for this same request, since `created_after`, still in one of `statuses`."""
+        marks = ", ".join("?" for _ in statuses)
+        async with self.database.transaction(write=False) as tx:
+            rows = await tx.fetch(
+                f"SELECT {_JOB_COLUMNS} FROM image_jobs WHERE request_fingerprint = ? AND created_at > ? "
+                f"AND status IN ({marks}) ORDER BY created_at DESC LIMIT 1",
+                (request_fingerprint, created_after, *statuses),
+            )
         return _job(rows[0]) if rows else None
 
     async def recent_jobs(self, *, limit: int) -> list[ImageJob]:
@@ -393,4 +409,5 @@ def _job(row: Row) -> ImageJob:
         updated_at=float(row[5]),
         job_id=row[6],
         files=_strings(row[7]),
+        request_fingerprint=row[8],
     )

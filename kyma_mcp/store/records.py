@@ -14,7 +14,6 @@ TurnStatus = Literal["pending", "complete", "failed", "interrupted"]
 `interrupted`. Only `complete` turns are ever sent again as history."""
 
 LedgerStatus = Literal["reserved", "settled", "released"]
-JobStatus = Literal["submitting", "queued", "running", "succeeded", "failed", "unknown"]
 
 MICROS_PER_USD = 1_000_000
 
@@ -107,8 +106,10 @@ class ImageJob:
     idempotency_key: str
     model: str
     prompt_words: str
-    status: JobStatus
+    status: str
+    """`submitting` until Kyma answers the submit, then Kyma's own status (`succeeded`, `failed`, …)."""
     created_at: float
     updated_at: float
     job_id: str | None = None
     files: tuple[str, ...] = ()
+    request_fingerprint: str | None = None

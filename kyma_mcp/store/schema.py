@@ -13,6 +13,8 @@ Version 1:
                    · settled_micros · created_at · updated_at
     image_jobs     idempotency_key PK · job_id (unique) · model · prompt_words · status · files (JSON)
                    · created_at · updated_at
+
+Version 2: image_jobs · request_fingerprint (SHA-256 of model, prompt, n, size, image_url).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at DOUBLE PRECISION NOT NULL
         )""",
         "CREATE INDEX image_jobs_updated ON image_jobs (updated_at)",
+    ),
+    (
+        # Version 2: the journal recognises a retried request (a SHA-256 of it, not the prompt).
+        "ALTER TABLE image_jobs ADD COLUMN request_fingerprint TEXT",
+        "CREATE INDEX image_jobs_fingerprint ON image_jobs (request_fingerprint, created_at)",
     ),
 )
 """MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""

@@ -1,0 +1,108 @@
+"""The image-job journal, against SQLite and a real PostgreSQL: a job outlives its call and its
+server, a retried request reuses the first call's key (one job, billed once), files keep the
+journal's prompt words and are never downloaded twice; get_image_job without job_id lists jobs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.server import build_server
+from kyma_mcp.settings import Settings
+from kyma_mcp.store import open_store
+from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.conftest import emulator_settings
+from tests.results import structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+DOWNLOADS = "/files/{job_id}/{index}.png"
+
+
+def server(emulator: EmulatorHandle, store_url: str, out: Path, timeout: float) -> Client:
+    return Client(
+        build_server(emulator_settings(emulator, store_url=store_url, output_dir=out, tool_timeout_seconds=timeout))
+    )
+
+
+async def test_a_job_outlives_its_call_and_server_and_is_named_from_the_journal(
+    emulator: EmulatorHandle, store_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "images"
+    emulator.switches.image_delay_seconds = 1.8
+    async with server(emulator, store_url, out, timeout=1) as client:
+        running = structured(await client.call_tool("generate_image", {"prompt": "a lighthouse at dawn"}))
+    assert running["status"] == "running"
+    job_id = running["job_id"]
+
+    # A new server (a restart): the journal lists the job and names its files as the first call would have.
+    async with server(emulator, store_url, out, timeout=10) as client:
+        listed = structured(await client.call_tool("get_image_job", {}))
+        done = structured(await client.call_tool("get_image_job", {"job_id": job_id}))
+    assert listed["status"] == "listed"
+    assert [(j["job_id"], j["prompt_words"]) for j in listed["recent_jobs"]] == [(job_id, "a lighthouse at dawn")]
+    [image] = done["images"]
+    assert "-a-lighthouse-at-dawn-" in Path(image["file"]).name
+    assert emulator.state.requests[DOWNLOADS] == 1
+
+    async with server(emulator, store_url, out, timeout=10) as client:
+        again = structured(await client.call_tool("get_image_job", {"job_id": job_id}))
+        listed = await client.call_tool("get_image_job", {})
+    assert again["images"][0]["file"] == image["file"]
+    assert emulator.state.requests[DOWNLOADS] == 1, "a restart never downloads twice"
+    assert structured(listed)["recent_jobs"][0]["files"] == [image["file"]]
+    assert f"{job_id} · succeeded" in text_of(listed)
+
+
+async def test_a_retried_request_after_a_restart_gets_the_same_job_not_a_second_charge(
+    emulator: EmulatorHandle, store_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "images"
+    emulator.switches.image_delay_seconds = 1.8
+    request = {"prompt": "a red fox in snow", "n": 1}
+    async with server(emulator, store_url, out, timeout=1) as client:
+        first = structured(await client.call_tool("generate_image", request))
+    async with server(emulator, store_url, out, timeout=10) as client:
+        retried = structured(await client.call_tool("generate_image", request))
+        fresh = structured(await client.call_tool("generate_image", request))
+    assert retried["job_id"] == first["job_id"]
+    assert retried["status"] == "succeeded"
+    assert fresh["job_id"] != first["job_id"], "a finished job is not reused: a new call is a new picture"
+    assert emulator.state.requests["/v1/images/generations"] == 3
+    assert emulator.state.charge_count == 2
+
+
+async def test_without_a_store_the_listing_says_so(emulator: EmulatorHandle, tmp_path: Path) -> None:
+    broken = tmp_path / "store.sqlite3"
+    broken.write_bytes(b"garbage" * 500)
+    async with server(emulator, f"sqlite://{broken}", tmp_path / "images", timeout=10) as client:
+        listed = structured(await client.call_tool("get_image_job", {}))
+        made = structured(await client.call_tool("generate_image", {"prompt": "still works"}))
+    assert listed["recent_jobs"] == []
+    assert "No job journal is available" in listed["message"]
+    assert made["status"] == "succeeded"
+
+
+async def test_a_version_1_database_migrates_forward_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO image_jobs (idempotency_key, job_id, model, prompt_words, status, created_at, updated_at) "
+        "VALUES ('k', 'j', 'flux', 'old words', 'succeeded', 1, 1)"
+    )
+    connection.commit()
+    connection.close()
+    store = await open_store(Settings.model_validate({"store_url": f"sqlite://{path}"}))
+    assert await store.migrate() == SCHEMA_VERSION == 2
+    job = await store.job(job_id="j")
+    await store.aclose()
+    assert job is not None
+    assert (job.prompt_words, job.request_fingerprint) == ("old words", None)
