@@ -77,6 +77,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The platform data folder (default store and images) of each test is its own temporary folder."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+def private_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The platform data folder (default store and images) of each test: a temporary folder of its
+    own, beside tmp_path (not in it, so tests that count the files they write there are not disturbed)."""
+    home = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home

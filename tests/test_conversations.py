@@ -220,12 +220,15 @@ async def test_a_corrupt_store_file_keeps_stateless_chat_working(connect: Connec
     assert "not a readable SQLite database" in error_text(threaded)
 
 
-async def test_store_off_keeps_threads_in_memory_and_writes_no_file(connect: ConnectFactory, tmp_path: Path) -> None:
+async def test_store_off_keeps_threads_in_memory_and_writes_no_file(
+    connect: ConnectFactory, tmp_path: Path, private_data_home: Path
+) -> None:
     async with connect(store="off") as client:
         thread = structured(await client.call_tool("chat", {"prompt": "private"}))["conversation_id"]
         again = structured(await client.call_tool("chat", {"prompt": "more", "conversation_id": thread}))
     assert again["conversation_id"] == thread
     assert on_disk(tmp_path) == []
+    assert on_disk(private_data_home) == []
 
 
 def on_disk(folder: Path) -> list[Path]:

@@ -243,7 +243,7 @@ async def test_the_default_file_is_private_in_the_data_folder_and_uses_wal() -> 
     await handle.aclose()
 
 
-async def test_store_off_writes_nothing_to_disk(tmp_path: Path) -> None:
+async def test_store_off_writes_nothing_to_disk(tmp_path: Path, private_data_home: Path) -> None:
     handle = StoreHandle(Settings(store="off"))
     store = await handle.get()
     await store.begin_turn(thread(), user_turn("secret"), create=True, owner="o", lease_until=0, replace_system=False)
@@ -251,6 +251,7 @@ async def test_store_off_writes_nothing_to_disk(tmp_path: Path) -> None:
     await handle.aclose()
     assert not default_path().exists()
     assert file_modes(tmp_path) == {}
+    assert file_modes(private_data_home) == {}
 
 
 async def test_a_corrupt_file_is_a_clear_error_and_the_next_open_retries(tmp_path: Path) -> None:
