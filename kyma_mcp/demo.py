@@ -14,11 +14,12 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, ImageContent, TextContent, TextResourceContents
 
 from kyma_mcp.emulator import Switches, running_emulator
 from kyma_mcp.recommend.ranking import Recommendation
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "KYMA_BASE_URL": emulator.base_url,
             "KYMA_API_KEY": DEMO_KEY,
             "KYMA_OUTPUT_DIR": out,
+            "KYMA_STORE_URL": f"sqlite://{Path(out) / 'demo-store.sqlite3'}",  # not the user's own threads
             "PATH": os.environ.get("PATH", ""),
         }
         _say(
@@ -85,6 +87,20 @@ async def _tour(env: dict[str, str]) -> None:
             "chat", {"prompt": "Explain rate limits in one paragraph.", "model": "best"}, progress_callback=on_progress
         )
         _show(result, fields=("model_requested", "model_served", "finish_reason", "usage", "latency_ms"))
+
+        first_turn = {"prompt": "Name three uses for a message queue.", "model": "qwen-3.6-plus"}
+        _heading(f"chat {json.dumps(first_turn)}  (starts a thread)")
+        first = await client.call_tool("chat", first_turn)
+        _show(first, fields=("model_served", "conversation_id"))
+        started: dict[str, Any] = first.structured_content or {}
+        thread = str(started.get("conversation_id"))
+        second_turn = {"prompt": "Critique that list.", "model": "deepseek-r1", "conversation_id": thread}
+        _heading(f"chat {json.dumps(second_turn)}  (the same thread, another model)")
+        _show(await client.call_tool("chat", second_turn), fields=("model_served", "usage"))
+        _heading(f"resources/read kyma://conversations/{thread}  (the thread as Markdown)")
+        for contents in (await client.read_resource(f"kyma://conversations/{thread}")).contents:
+            if isinstance(contents, TextResourceContents):
+                _say(textwrap.indent(contents.text.rstrip(), "  | "))
 
         _heading('generate_image {"prompt": "A red fox in fresh snow, golden hour", "size": "16:9"}  (a job, polled)')
         result = await client.call_tool(

@@ -24,6 +24,7 @@ BENCHMARK_GROUPS = {
     "per-call overhead",
     "time to first progress",
     "concurrency",
+    "threads",
 }
 
 

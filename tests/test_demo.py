@@ -29,4 +29,7 @@ def test_the_demo_reads_as_a_first_impression() -> None:
     assert re.search(r"cost_usd: \$0\.0000\d", out)
     streamed = [line for line in out.splitlines() if "characters from" in line or "first tokens from" in line]
     assert len({line.rsplit(" from ", 1)[1] for line in streamed}) == 1
+    assert "== resources/read kyma://conversations/" in out  # a two-turn thread with a model switch, read back
+    assert "· deepseek-r1 · complete ·" in out
+    assert "· qwen-3.6-plus · complete ·" in out
     assert out.rstrip().splitlines()[-1].startswith("next: kyma-mcp install --client ")
