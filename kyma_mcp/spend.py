@@ -258,15 +258,18 @@ async def plan_chat(
     cap: float | None,
     needs_vision: bool,
     allow_unpriced: bool,
+    budgeted: bool = False,
 ) -> Plan:
     """Quote a chat call from the catalog and fit it to `cap` (see `fit_chat`).
 
     Raises:
-        BudgetExceededError: it cannot be kept within the cap.
+        BudgetExceededError: it cannot be kept within the cap, or is unpriced under a budget.
     """
     view = await catalog.view()
     model = view.find(model_id)
     quote = quote_chat(model_id, model, messages, max_tokens, view.source)
+    if budgeted:
+        check_priced(quote, why="KYMA_BUDGET_USD", allow_unpriced=allow_unpriced)
     return fit_chat(
         quote,
         model,

@@ -132,7 +132,7 @@ async def chat(
         )
         try:
             plan = Plan(None, max_tokens)
-            if max_cost_usd is not None or dry_run:
+            if max_cost_usd is not None or dry_run or state.budget.active:
                 plan = await plan_chat(
                     state.catalog,
                     model_id,
@@ -141,6 +141,7 @@ async def chat(
                     cap=max_cost_usd,
                     needs_vision=has_images(fitted.messages),
                     allow_unpriced=state.settings.allow_unpriced,
+                    budgeted=state.budget.active,
                 )
             if dry_run and plan.quote is not None:
                 return dry_run_result(ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes)
@@ -156,15 +157,18 @@ async def chat(
                 tools=json_argument("tools", tools),
                 tool_choice=json_argument("tool_choice", tool_choice),
             )
-            result = await stream_reply(
-                state.client,
-                state.catalog,
-                progress,
-                payload,
-                max_tokens=plan.max_tokens,
-                deadline_at=deadline_at,
-                deadline_seconds=state.settings.tool_timeout_seconds,
-            )
+            estimate = plan.quote.cost_usd if plan.quote is not None else None
+            async with state.budget.reserved("chat", estimate or 0.0) as held:
+                result = await stream_reply(
+                    state.client,
+                    state.catalog,
+                    progress,
+                    payload,
+                    max_tokens=plan.max_tokens,
+                    deadline_at=deadline_at,
+                    deadline_seconds=state.settings.tool_timeout_seconds,
+                )
+                held.charged_usd = result.usage.cost_usd
         except BaseException as exc:
             if store is not None and turn is not None:
                 await conversations.finish(store, turn, conversations.failure_of(exc))

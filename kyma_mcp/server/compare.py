@@ -76,17 +76,21 @@ async def compare(
         )
         if dry_run:
             return _dry_run(entrants, judge)
-        sections, failures = await fanout.run_entrants(
-            state.client,
-            state.catalog,
-            progress,
-            entrants,
-            deadline_at=deadline_at,
-            deadline_seconds=state.settings.tool_timeout_seconds,
-            payload_options=_options(),
-        )
-        fanout.check_some_answered(sections, failures)
-        verdict, notes = await _judge(state, judge_model, judge, current, sections, deadline_at)
+        planned = [e.plan.quote for e in entrants if e.plan is not None and e.plan.quote is not None]
+        estimate = sum(q.cost_usd or 0 for q in [*planned, *([judge] if judge else [])])
+        async with state.budget.reserved("compare", estimate) as held:
+            sections, failures = await fanout.run_entrants(
+                state.client,
+                state.catalog,
+                progress,
+                entrants,
+                deadline_at=deadline_at,
+                deadline_seconds=state.settings.tool_timeout_seconds,
+                payload_options=_options(),
+            )
+            fanout.check_some_answered(sections, failures)
+            verdict, notes = await _judge(state, judge_model, judge, current, sections, deadline_at)
+            held.charged_usd = fanout.total_cost(sections, verdict)
         notes[:0] = fanout.trim(sections, "the same prompt")
         if conversation_id:
             notes.append(f"Asked about conversation {conversation_id}; nothing was added to it.")

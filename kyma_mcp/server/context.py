@@ -17,6 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from kyma_mcp.budget import Budget
 from kyma_mcp.catalog import Catalog
 from kyma_mcp.errors import KymaError, deadline_error, redact
 from kyma_mcp.images.jobs import ImageJobs
@@ -49,6 +50,8 @@ class AppState:
     images: ImageJobs
     store: StoreHandle
     """Threads, ledger and job journal; opened on the first call that needs it."""
+    budget: Budget
+    """KYMA_BUDGET_USD, kept in the store's spend ledger."""
 
 
 AppContext = Context[AppState]
@@ -107,6 +110,7 @@ class SharedState:
                 SessionUsage(),
                 ImageJobs(client, self._settings, JobJournal(store)),
                 store,
+                Budget(self._settings, store),
             )
         state = self._state
         self._users += 1

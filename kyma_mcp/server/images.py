@@ -28,7 +28,7 @@ from kyma_mcp.server.context import (
     progress_of,
     tool_errors,
 )
-from kyma_mcp.spend import dry_run_text, fit_images, quote_images
+from kyma_mcp.spend import check_priced, dry_run_text, fit_images, quote_images
 
 RECENT_JOBS = 20
 """Jobs get_image_job lists when called without a job_id."""
@@ -56,10 +56,14 @@ async def generate_image(
     progress = progress_of(ctx)
     async with tool_errors(state, "generate_image", progress) as deadline_at:
         view = await state.catalog.view()
-        if max_cost_usd is not None or dry_run:
+        estimate = 0.0
+        if max_cost_usd is not None or dry_run or state.budget.active:
             model_id = check_request(view, request)
             quote = quote_images(model_id, view.find(model_id), n, view.source)
             plan = fit_images(quote, max_cost_usd, catalog=view.models, allow_unpriced=state.settings.allow_unpriced)
+            if state.budget.active:
+                check_priced(quote, why="KYMA_BUDGET_USD", allow_unpriced=state.settings.allow_unpriced)
+            estimate = quote.cost_usd or 0.0
             if dry_run:
                 dry = ImageResult(
                     job_id="",
@@ -71,7 +75,9 @@ async def generate_image(
                     message=dry_run_text([quote], plan.notes),
                 )
                 return dry_run_result(dry, [quote], plan.notes)
-        delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
+        async with state.budget.reserved("generate_image", estimate) as held:
+            delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
+            held.charged_usd = delivery.newly_charged_usd
     state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)
     return _image_result(delivery)
 

@@ -1,0 +1,70 @@
+"""Budgets across calls: reserved before sending, settled with Kyma's cost, kept in the store's ledger."""
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp.types import CallToolResult
+
+from kyma_mcp.emulator import EmulatorHandle
+from tests.conftest import ConnectFactory
+from tests.results import error_text, structured
+
+pytestmark = pytest.mark.anyio
+
+CHAT = "/v1/chat/completions"
+PROMPT = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}
+ESTIMATE = (5 * 0.68 + 1000 * 4.05) / 1e6
+"""What one PROMPT call reserves: 5 input and 1,000 output tokens at qwen-3.6-plus's prices."""
+LONG = {"prompt": "hi [[words=900]]", "model": "qwen-3.6-plus", "max_tokens": 1000}
+LONG_ESTIMATE = (10 * 0.68 + 1000 * 4.05) / 1e6
+"""A 900-word reply costs most of its estimate, so a budget of 1.5 estimates allows exactly one."""
+
+
+async def test_twenty_concurrent_calls_against_a_budget_for_ten(
+    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    budget = ESTIMATE * 10 + ESTIMATE / 2
+    results: list[CallToolResult] = []
+    async with connect(budget_usd=budget, store_url=f"sqlite://{tmp_path / 's.sqlite3'}") as client:
+
+        async def one() -> None:
+            results.append(await client.call_tool("chat", PROMPT))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(one)
+
+    refused = [r for r in results if r.is_error]
+    assert len(refused) == 10
+    assert all(error_text(r).startswith("[budget_exceeded] This call (estimated $0.00") for r in refused)
+    assert all("would cross the budget" in error_text(r) for r in refused)
+    assert emulator.state.requests[CHAT] == 10
+    assert emulator.state.total_charged <= budget
+
+
+async def test_the_budget_survives_a_restart_and_names_spend_reset_and_remaining(
+    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    settings = {"budget_usd": LONG_ESTIMATE * 1.5, "store_url": f"sqlite://{tmp_path / 's.sqlite3'}"}
+    async with connect(**settings) as client:
+        first = await client.call_tool("chat", LONG)
+    async with connect(**settings) as client:  # a new server process over the same store
+        second = await client.call_tool("chat", LONG)
+
+    charged = structured(first)["usage"]["cost_usd"]
+    text = error_text(second)
+    assert "would cross the budget of $0.0061 per day (KYMA_BUDGET_USD)" in text
+    assert f"spent ${charged:.4f} this period" in text  # settled with Kyma's cost, not the estimate
+    assert "remaining; the period resets" in text
+    assert "UTC" in text
+    assert emulator.state.requests[CHAT] == 1
+
+
+async def test_without_a_store_the_budget_is_per_process(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    async with connect(budget_usd=LONG_ESTIMATE * 1.5, store="off") as client:
+        assert not (await client.call_tool("chat", LONG)).is_error
+        assert (await client.call_tool("chat", LONG)).is_error
+    async with connect(budget_usd=LONG_ESTIMATE * 1.5, store="off") as client:
+        assert not (await client.call_tool("chat", LONG)).is_error
+    assert emulator.state.requests[CHAT] == 2
