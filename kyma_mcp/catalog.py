@@ -29,7 +29,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from kyma_mcp.errors import KymaError
-from kyma_mcp.kyma.wire import JSONObject, json_object, number, objects
+from kyma_mcp.kyma.wire import JSONObject, json_object, number, objects, strings
 
 Kind = Literal["chat", "image", "audio", "video", "unknown"]
 """Only `chat` models are offered for chat and only `image` models for images; the rest are listed."""
@@ -114,7 +114,7 @@ def normalise(entry: Mapping[str, Any], price: Mapping[str, Any] | None = None) 
     model_id = entry.get("id")
     if not isinstance(model_id, str) or not model_id:
         return None
-    inputs = _strings(entry.get("input_modalities")) or ("text",)
+    inputs = strings(entry.get("input_modalities")) or ("text",)
     prices = json_object(entry.get("pricing"))
     row = price or {}
     kind = _kind(entry, prices, row)
@@ -172,7 +172,7 @@ _MODE_KINDS: dict[str, Kind] = {
 
 def _kind(entry: Mapping[str, Any], prices: Mapping[str, Any], row: Mapping[str, Any]) -> Kind:
     """What an entry makes, from the first field that says: modality, capability, pricing mode, token prices."""
-    outputs = _strings(entry.get("output_modalities"))
+    outputs = strings(entry.get("output_modalities"))
     mode = str(prices.get("mode") or entry.get("pricing_mode") or row.get("pricing_mode") or "")
     capability = str(entry.get("capability") or row.get("modality") or "")
     for media in ("image", "video", "audio"):
@@ -367,12 +367,6 @@ class Catalog:
 
     def _recently_failed(self) -> bool:
         return self._failed_at is not None and self._clock() - self._failed_at < RETRY_AFTER_FAILURE_SECONDS
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-    return ()
 
 
 def _first(*values: object) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -12,14 +11,18 @@ from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo, find, retirement_note
 from kyma_mcp.errors import (
-    InvalidRequestError,
     KymaError,
     ModelNotFoundError,
     deadline_error,
+    images_need_user_message_error,
+    no_vision_error,
+    prompt_or_messages_error,
+    tools_not_an_array_error,
     unknown_model_error,
+    unparsable_json_argument_error,
 )
 from kyma_mcp.kyma.client import KymaClient, RouteInfo, clip
-from kyma_mcp.kyma.wire import JSONObject, integer, json_object, number, objects
+from kyma_mcp.kyma.wire import JSONObject, integer, json_object, number, objects, parse
 from kyma_mcp.progress import Progress
 from kyma_mcp.spend import Quote
 
@@ -127,7 +130,7 @@ def build_messages(
         InvalidRequestError: neither or both of prompt/messages, or no user message to attach images to.
     """
     if (prompt is None) == (not messages):
-        raise InvalidRequestError("Give exactly one of `prompt` (a string) or `messages` (a non-empty list).")
+        raise prompt_or_messages_error()
     wire: list[JSONObject] = [m.model_dump(exclude_none=True) for m in messages or ()]
     if prompt is not None:
         wire.append({"role": "user", "content": prompt})
@@ -136,7 +139,7 @@ def build_messages(
     if image_urls:
         target = next((m for m in reversed(wire) if m["role"] == "user" and m.get("content") is not None), None)
         if target is None:
-            raise InvalidRequestError("`images` need a user message to attach to; add a prompt.")
+            raise images_need_user_message_error()
         parts: list[JSONObject] = (
             [{"type": "text", "text": target["content"]}] if isinstance(target["content"], str) else target["content"]
         )
@@ -157,11 +160,7 @@ def check_vision(model_id: str, messages: Sequence[JSONObject], view: CatalogVie
     if model is None or model.has("vision") or not has_images(messages):
         return
     vision = sorted((m for m in view.models if m.has("vision")), key=lambda m: m.output_usd_per_1m or 0)
-    names = ", ".join(m.id for m in vision[:3]) or "a vision model from list_models(capability='vision')"
-    raise InvalidRequestError(
-        f"Model '{model.id}' does not accept images (the gateway's model list gives it no image input). "
-        f"Use a vision model such as {names}."
-    )
+    raise no_vision_error(model.id, [m.id for m in vision[:3]])
 
 
 class ReplyBuilder:
@@ -334,13 +333,12 @@ def json_argument(name: str, value: object) -> object:
     """
     parsed: object = value
     if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise InvalidRequestError(f"`{name}` looks like JSON but does not parse; send valid JSON.") from None
+        parsed = parse(value)  # text opening with [ or { is never JSON null: None means it did not parse
+        if parsed is None:
+            raise unparsable_json_argument_error(name)
     tools_ok = isinstance(parsed, list) and all(isinstance(tool, dict) for tool in cast(list[object], parsed))
     if name == "tools" and parsed is not None and not tools_ok:
-        raise InvalidRequestError('`tools` must be a JSON array of {"type":"function","function":{…}} objects.')
+        raise tools_not_an_array_error()
     return cast(object, parsed)  # narrowed to list by the check above
 
 
@@ -429,7 +427,7 @@ async def stream_reply(
     except KymaError as exc:  # a broken stream, or the gateway's error event mid-stream
         if not builder.started:
             raise
-        interruption = str(exc)  # with its word: a broken stream, or the gateway's own error event
+        interruption = exc.what_happened  # with its word: a broken stream, or the gateway's own error event
     view = await catalog.view()
     result = finish(
         builder,

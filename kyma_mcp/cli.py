@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kyma_mcp import __version__
 from kyma_mcp.http_config import HttpConfig
-from kyma_mcp.settings import ConfigError, Settings, environment_defaults, split_list
+from kyma_mcp.settings import ConfigError, Settings, environment_defaults, log_level, split_list
 
 EXIT_CONFIG = 2
 
@@ -104,8 +104,9 @@ _TERMINAL_HINT = (
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        level = log_level(args.log_level)
+        logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
         settings = Settings.from_env(os.environ)
         http = _http_config(args, settings)
         if http is not None and settings.image_dirs is None:

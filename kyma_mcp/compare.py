@@ -21,7 +21,14 @@ from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo
 from kyma_mcp.chat import PARTIAL_REPLY_MARGIN_SECONDS, ChatResult, build_payload, stream_reply
-from kyma_mcp.errors import BudgetExceededError, KymaError, UpstreamTimeoutError, UpstreamUnavailableError
+from kyma_mcp.errors import (
+    BudgetExceededError,
+    KymaError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    no_tokens_before_deadline_error,
+    sent_nothing_error,
+)
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.progress import Progress
@@ -123,7 +130,7 @@ def plan_entrants(
             )
         except BudgetExceededError as exc:
             share_note = f" (its share of max_cost_usd {usd(cap)}, split by estimate)" if cap is not None else ""
-            refusal = BudgetExceededError(str(exc).removeprefix("[budget_exceeded] ") + share_note)
+            refusal = exc.extended(share_note.strip()) if share_note else exc
             entrants.append(Entrant(model, info, messages, None, refusal))
             continue
         entrants.append(Entrant(model, info, messages, plan))
@@ -194,7 +201,7 @@ async def run_entrants(
                 section = _failed(entrant.model, exc)
         if section is None:
             section = _empty_interruption(entrant.model, deadline_seconds)
-            failures.append(UpstreamTimeoutError(f"{entrant.model} sent nothing before the deadline."))
+            failures.append(sent_nothing_error(entrant.model))
         sections[index] = section
         await board.finished(entrant.model, section.status)
 
@@ -216,12 +223,7 @@ def _empty_interruption(model: str, deadline_seconds: float) -> Section:
     return Section(
         model=model,
         status="interrupted",
-        error=str(
-            UpstreamTimeoutError(
-                f"No tokens arrived before the {deadline_seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS); "
-                "compare fewer or faster models, or ask for less."
-            )
-        ),
+        error=str(no_tokens_before_deadline_error(deadline_seconds)),
     )
 
 

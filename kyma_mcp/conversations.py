@@ -33,7 +33,7 @@ from typing import cast
 import anyio
 
 from kyma_mcp.chat import ChatResult
-from kyma_mcp.errors import InvalidRequestError, KymaError, unknown_conversation_error
+from kyma_mcp.errors import KymaError, messages_and_conversation_error, unknown_conversation_error
 from kyma_mcp.kyma.wire import JSONObject, objects
 from kyma_mcp.progress import Progress
 from kyma_mcp.store import Store
@@ -251,7 +251,4 @@ def check_arguments(conversation_id: str | None, has_messages: bool) -> None:
         InvalidRequestError: both were given.
     """
     if conversation_id is not None and has_messages:
-        raise InvalidRequestError(
-            "Pass `messages` or `conversation_id`, not both: the conversation already holds its history. "
-            "Send the new user message as `prompt` with the conversation_id."
-        )
+        raise messages_and_conversation_error()

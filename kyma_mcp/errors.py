@@ -1,8 +1,10 @@
 """The errors kyma-mcp reports, and the one place their text is composed.
 
-Every failure a tool can meet is a `KymaError` whose text starts with a stable word in
-brackets, says what happened, then what the agent should do next. The server turns them
-into MCP `ToolError`s; nothing else reaches the model.
+Every failure a tool can meet is a `KymaError`: a stable `word` and a `detail` that says what
+happened, then what the agent should do next. The two are kept apart; `str(error)` joins them as
+`[word] detail`, which is the text the model reads. The server turns them into MCP `ToolError`s;
+nothing else reaches the model. Every sentence the model can read in an error is composed by a
+function of this module, so a wording is fixed in one place.
 
     KymaError
       AuthMissingError          [auth_missing]
@@ -12,6 +14,7 @@ into MCP `ToolError`s; nothing else reaches the model.
       InvalidRequestError       [invalid_request]       400/404/409/413/422, bad arguments
       RateLimitedError          [rate_limited]          429
       UpstreamUnavailableError  [upstream_unavailable]  5xx, connection failures
+        StreamBrokenError                               a chat stream that ended early
       UpstreamTimeoutError      [timeout]
       JobFailedError            [job_failed]
       PathDeniedError           [path_denied]
@@ -21,24 +24,42 @@ into MCP `ToolError`s; nothing else reaches the model.
 
 from __future__ import annotations
 
+import copy
 import functools
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import ClassVar, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar, Self, cast
 
 TOPUP_URL = "https://kymaapi.com/billing"
 _UPSTREAM_TEXT_LIMIT = 300
+_SHOWN_CHARS = 200
+"""Longest piece of a caller's or Kyma's value (a path, a URL) repeated in an error."""
 
 
 class KymaError(Exception):
-    """A failure with a message written for the model: `[word] what happened. What to do.`"""
+    """A failure for the model: a stable `word` and a `detail` (what happened. What to do.)."""
 
     word: ClassVar[str] = "upstream_unavailable"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(f"[{self.word}] {message}")
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"[{self.word}] {self.detail}"
+
+    @property
+    def what_happened(self) -> str:
+        """The error as a note on a partial result: its word and what happened."""
+        return str(self)
+
+    def extended(self, more: str) -> Self:
+        """The same error (same class and fields) with `more` said after its detail."""
+        clone = copy.copy(self)
+        clone.detail = f"{self.detail} {more}"
+        clone.args = (clone.detail,)
+        return clone
 
 
 class AuthMissingError(KymaError):
@@ -64,13 +85,27 @@ class InvalidRequestError(KymaError):
 class RateLimitedError(KymaError):
     word = "rate_limited"
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, detail: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(detail)
         self.retry_after_seconds = retry_after_seconds
 
 
 class UpstreamUnavailableError(KymaError):
     word = "upstream_unavailable"
+
+
+class StreamBrokenError(UpstreamUnavailableError):
+    """A chat stream that ended before its end; `happened` is the event alone, for a partial reply's note."""
+
+    def __init__(self, happened: str) -> None:
+        super().__init__(
+            f"{happened} No reply had arrived. Call chat again, or pick another model if it keeps happening."
+        )
+        self.happened = happened
+
+    @property
+    def what_happened(self) -> str:
+        return f"[{self.word}] {self.happened}"
 
 
 class UpstreamTimeoutError(KymaError):
@@ -93,6 +128,64 @@ class StoreUnavailableError(KymaError):
     word = "store_unavailable"
 
 
+WORDS = tuple(
+    cls.word
+    for cls in (
+        AuthMissingError,
+        AuthInvalidError,
+        InsufficientBalanceError,
+        ModelNotFoundError,
+        InvalidRequestError,
+        RateLimitedError,
+        UpstreamUnavailableError,
+        UpstreamTimeoutError,
+        JobFailedError,
+        PathDeniedError,
+        BudgetExceededError,
+        StoreUnavailableError,
+    )
+)
+"""Every error word, in the order of the table above."""
+
+
+def shorten_upstream(message: str) -> str:
+    """Kyma's own words for a failure on one line, shortened; "no details" when it said nothing."""
+    text = " ".join(message.split())
+    if len(text) > _UPSTREAM_TEXT_LIMIT:
+        text = text[: _UPSTREAM_TEXT_LIMIT - 1] + "…"
+    return text or "no details"
+
+
+def size_text(size: int) -> str:
+    """A byte count as people write it: `50 MB`, `1.5 KB`, `300 bytes`."""
+    for unit, scale in (("MB", 1_048_576), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def _times(retried: int) -> str:
+    return f"{retried} time{'s' if retried != 1 else ''}"
+
+
+def unpriced_error(model: str, price_source: str, why: str) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"{model} has no price in the catalog ({price_source}), so kyma-mcp cannot keep this "
+        f"call within {why}; nothing was sent. Use a priced model (list_models shows prices), or set "
+        "KYMA_ALLOW_UNPRICED=1 in the server's environment to allow unpriced calls."
+    )
+
+
+def over_cap_error(whose: str, cap: str, estimate: str, options: Sequence[str]) -> BudgetExceededError:
+    """`whose` estimate ("This call's") is over max_cost_usd `cap`; `options` are what would fit instead."""
+    fits = (
+        f"Within the cap: {', or '.join(options)}; or raise max_cost_usd."
+        if options
+        else "Nothing in the catalog fits that cap: raise max_cost_usd or shorten the request."
+    )
+    return BudgetExceededError(f"{whose} estimate is over max_cost_usd {cap}: {estimate}. Nothing was sent. {fits}")
+
+
 def store_error(where: str, problem: str, *, corrupt: bool = False) -> StoreUnavailableError:
     """The store at `where` cannot be used; stateless calls keep working, so say so."""
     fix = (
@@ -106,12 +199,22 @@ def store_error(where: str, problem: str, *, corrupt: bool = False) -> StoreUnav
     )
 
 
+def messages_and_conversation_error() -> InvalidRequestError:
+    return InvalidRequestError(
+        "Pass `messages` or `conversation_id`, not both: the conversation already holds its history. "
+        "Send the new user message as `prompt` with the conversation_id."
+    )
+
+
 def unknown_conversation_error(conversation_id: str, retention_days: int) -> InvalidRequestError:
     return InvalidRequestError(
         f"No conversation '{conversation_id}' here: it never existed in this store, was deleted, or went unused for "
         f"over {retention_days} days (KYMA_CONVERSATION_DAYS). Read kyma://conversations for the current ids, or "
         "call chat without conversation_id to start a new one."
     )
+
+
+# --- Kyma's HTTP answers ------------------------------------------------------------------------
 
 
 def missing_key_error(endpoint: str) -> AuthMissingError:
@@ -159,25 +262,6 @@ def secret_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
-def upstream_message(body: bytes) -> str:
-    """The human part of a Kyma error body, shortened; falls back to the raw text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        payload = json.loads(text)
-    except (ValueError, RecursionError):
-        payload = None
-    if isinstance(payload, Mapping):
-        error = payload.get("error")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
-            text = str(error["message"])  # pyright: ignore[reportUnknownArgumentType]
-        elif isinstance(error, str):
-            text = error
-    text = " ".join(text.split())
-    if len(text) > _UPSTREAM_TEXT_LIMIT:
-        text = text[: _UPSTREAM_TEXT_LIMIT - 1] + "…"
-    return text or "no details"
-
-
 def error_for_status(
     status: int,
     detail: str,
@@ -188,20 +272,26 @@ def error_for_status(
     retried: int = 0,
     rate_limits: str | None = None,
 ) -> KymaError:
-    """Map one Kyma HTTP error answer (after `retried` retries) to the error the agent sees."""
+    """Map one Kyma HTTP error answer (after `retried` retries) to the error the agent sees.
+
+    `detail` is Kyma's own message (see `shorten_upstream`); its closing full stop is dropped so
+    that the sentence composed around it reads as one.
+    """
+    detail = detail.rstrip(" .") or "no details"
     said = f"Kyma answered {status}: {detail}"
-    tries = f"; retried {retried} time{'s' if retried != 1 else ''}" if retried else ""
+    tries = f"; retried {_times(retried)}" if retried else ""
     if status in (401, 403):
         return AuthInvalidError(
             f"{said}. The API key in KYMA_API_KEY was rejected: check it is a current ky-… key and restart the server."
         )
     if status == 402:
-        return InsufficientBalanceError(
-            f"{said}. Top up at {topup_url or TOPUP_URL}, or use a cheaper model (recommend_model with "
-            "priority=cheapest), then retry."
-        )
+        url = topup_url or TOPUP_URL
+        cheaper = "use a cheaper model (recommend_model with priority=cheapest)"
+        if url in detail:  # Kyma's own message already says where to top up
+            return InsufficientBalanceError(f"{said}. Then retry, or {cheaper}.")
+        return InsufficientBalanceError(f"{said}. Top up at {url}, or {cheaper}, then retry.")
     if status == 404 and model is not None:
-        return ModelNotFoundError(f"Kyma does not serve model '{model}'. Call list_models to see the valid ids.")
+        return unknown_model_error(model, ())
     if status == 429:
         wait = (
             f"try again in {math.ceil(retry_after_seconds)} s"
@@ -255,10 +345,356 @@ def deadline_error(seconds: float) -> UpstreamTimeoutError:
     )
 
 
-def unknown_model_error(model_id: str, known: Iterable[str]) -> ModelNotFoundError:
-    """Kyma answered 404 for `model_id`; suggest the closest of the `known` ids."""
+def request_timeout_error(method: str, path: str, attempts: int) -> UpstreamTimeoutError:
+    after = f" after {attempts} attempts" if attempts > 1 else ""
+    return UpstreamTimeoutError(f"Kyma did not answer {method} {path} in time{after}. Retry, or ask for fewer tokens.")
+
+
+def unreachable_error(base_url: str, failure: str, attempts: int) -> UpstreamUnavailableError:
+    after = f" after {attempts} attempts" if attempts > 1 else ""
+    return UpstreamUnavailableError(
+        f"Could not reach Kyma at {base_url} ({failure}){after}. Check the network and KYMA_BASE_URL, then retry."
+    )
+
+
+def answer_broke_error(what: str, failure: str) -> UpstreamUnavailableError:
+    """Kyma's answer broke off, or could not be decoded (e.g. a corrupt gzip body)."""
+    return UpstreamUnavailableError(
+        f"Kyma's answer to {what} broke off or could not be decoded ({failure}); retry later."
+    )
+
+
+def not_json_error(what: str, *, an_object: bool = False) -> UpstreamUnavailableError:
+    shape = "a JSON object" if an_object else "readable JSON"
+    return UpstreamUnavailableError(f"Kyma's answer to {what} was not {shape}; retry later.")
+
+
+def answer_too_large_error(url: str, limit: int) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"The answer from {url} is larger than {limit:,} bytes (a KYMA_MAX_* bound); it was not read."
+    )
+
+
+def call_bytes_exceeded_error(url: str, total: int) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"The images of this call passed {total:,} bytes together (KYMA_MAX_IMAGE_BYTES_PER_CALL); {url} was not read."
+    )
+
+
+def redirected_answer_error(status: int, where: str, base_url: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"Kyma answered {status}, a redirect to {where}, instead of an answer. "
+        f"Check KYMA_BASE_URL ({base_url}) is Kyma's API address, then retry."
+    )
+
+
+def not_an_event_stream_error(status: int, kind: str, said: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"Kyma answered {status} with {kind} instead of an event stream ({said}). "
+        "Check KYMA_BASE_URL points at Kyma's API (…/v1), then retry."
+    )
+
+
+def no_model_list_error() -> UpstreamUnavailableError:
+    return UpstreamUnavailableError("The gateway's model list had no 'data' array; retry later.")
+
+
+def stream_broke_error(failure: str) -> StreamBrokenError:
+    return StreamBrokenError(f"The stream from Kyma broke off ({failure}).")
+
+
+def stream_unfinished_error() -> StreamBrokenError:
+    return StreamBrokenError("The stream from Kyma ended before the reply finished (no finish_reason).")
+
+
+def stream_line_too_long_error(limit: int) -> StreamBrokenError:
+    return StreamBrokenError(
+        f"Kyma's stream sent a line longer than {limit:,} bytes (KYMA_MAX_SSE_LINE_BYTES); it was not read further."
+    )
+
+
+def no_slot_error(why: str, seconds: int) -> RateLimitedError:
+    """`why` is what limits the rate, e.g. "Kyma allows 30 requests/min (25 per model) on Tier 0"."""
+    return RateLimitedError(
+        f"{why}; this call would wait {seconds} s for a slot, past its deadline. "
+        f"Try again in {seconds} s, or send fewer calls at once.",
+        retry_after_seconds=seconds,
+    )
+
+
+def jobs_in_flight_error(cap: int) -> RateLimitedError:
+    return RateLimitedError(
+        f"{cap} image jobs are already in flight, the most Kyma runs and queues at once for this tier. "
+        "Wait for one to finish (get_image_job), then try again.",
+        retry_after_seconds=10,
+    )
+
+
+# --- Models -------------------------------------------------------------------------------------
+
+
+def unknown_model_error(model_id: str, known: Iterable[str], *, next_step: str = "") -> ModelNotFoundError:
+    """The one "unknown model" text: the id, the closest `known` ids, then `next_step` (else: list_models)."""
     import difflib
 
     close = difflib.get_close_matches(model_id, list(known), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ModelNotFoundError(f"Kyma does not serve model '{model_id}'.{hint} Call list_models to see the valid ids.")
+    then = next_step or "Call list_models to see the valid ids."
+    return ModelNotFoundError(f"Kyma does not serve model '{model_id[:_SHOWN_CHARS]}'.{hint} {then}")
+
+
+def not_an_image_model_error(
+    model_id: str, *, kind: str | None, image_models: Sequence[tuple[str, float | None]]
+) -> ModelNotFoundError:
+    """`model_id` is a model of another `kind`, or unknown (`None`); `image_models` are (id, USD per image)."""
+    listed = ", ".join(f"{mid} (${usd:g}/image)" if usd is not None else mid for mid, usd in image_models)
+    choose = f"Use one of: {listed}." if listed else "See list_models(kind=image)."
+    if kind is not None:
+        return ModelNotFoundError(f"'{model_id}' is a {kind} model, not an image model. {choose}")
+    return unknown_model_error(model_id, (mid for mid, _ in image_models), next_step=choose)
+
+
+def no_vision_error(model_id: str, vision_models: Sequence[str]) -> InvalidRequestError:
+    names = ", ".join(vision_models) or "a vision model from list_models(capability='vision')"
+    return InvalidRequestError(
+        f"Model '{model_id}' does not accept images (the gateway's model list gives it no image input). "
+        f"Use a vision model such as {names}."
+    )
+
+
+# --- Tool arguments -----------------------------------------------------------------------------
+
+ARGUMENT_FORMATS = {
+    "size": "auto, WxH such as 1024x768, or an aspect such as 16:9",
+    "model": "a model id such as qwen-3.6-plus",
+    "job_id": "the job_id a generate_image result gave",
+    "idempotency_key": "printable ASCII without spaces",
+}
+"""What a value of each pattern-checked argument looks like, said instead of the pattern itself."""
+
+
+def argument_problem(where: str, message: str, kind: str) -> str:
+    """One validation problem, worded for the model (a pattern is described, never printed)."""
+    if kind == "string_pattern_mismatch":
+        shape = ARGUMENT_FORMATS.get(where.split(".")[0])
+        return f"{where}: must be {shape}" if shape else f"{where}: has a format it does not accept"
+    return f"{where}: {message}"
+
+
+def bad_arguments_error(tool: str, problems: Sequence[str]) -> InvalidRequestError:
+    return InvalidRequestError(f"Bad arguments for {tool}: {'; '.join(problems)}. Fix them and call again.")
+
+
+def unknown_tool_error(name: str, tools: Iterable[str]) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"There is no tool '{name[:_SHOWN_CHARS]}'. Call one of: {', '.join(sorted(tools))} (see tools/list)."
+    )
+
+
+def too_few_models_error() -> InvalidRequestError:
+    return InvalidRequestError("compare needs at least two different models in `models`.")
+
+
+def sent_nothing_error(model: str) -> UpstreamTimeoutError:
+    return UpstreamTimeoutError(f"{model} sent nothing before the deadline.")
+
+
+def no_tokens_before_deadline_error(seconds: float) -> UpstreamTimeoutError:
+    return UpstreamTimeoutError(
+        f"No tokens arrived before the {seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS); "
+        "compare fewer or faster models, or ask for less."
+    )
+
+
+def prompt_or_messages_error() -> InvalidRequestError:
+    return InvalidRequestError("Give exactly one of `prompt` (a string) or `messages` (a non-empty list).")
+
+
+def unparsable_json_argument_error(name: str) -> InvalidRequestError:
+    return InvalidRequestError(f"`{name}` looks like JSON but does not parse; send valid JSON.")
+
+
+def tools_not_an_array_error() -> InvalidRequestError:
+    return InvalidRequestError('`tools` must be a JSON array of {"type":"function","function":{…}} objects.')
+
+
+def images_need_user_message_error() -> InvalidRequestError:
+    return InvalidRequestError("`images` need a user message to attach to; add a prompt.")
+
+
+# --- Local image files (chat's `images`) --------------------------------------------------------
+
+IMAGE_FORMATS = "PNG, JPEG, GIF or WebP"
+
+
+def bad_data_url_error() -> InvalidRequestError:
+    return InvalidRequestError("A data URL image must look like data:image/png;base64,<data>.")
+
+
+def unsupported_scheme_error(source: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Image '{source[:80]}' uses an unsupported scheme; give an https URL, a data URL or a local file path."
+    )
+
+
+def no_file_error(path: str, *, absolute: bool, reason: str = "") -> InvalidRequestError:
+    because = f" ({reason})" if reason else ""
+    hint = "" if absolute else " Relative paths depend on the host's working folder: use an absolute path."
+    return InvalidRequestError(f"No readable file at '{path[:_SHOWN_CHARS]}'{because}.{hint}")
+
+
+def outside_image_dirs_error(path: str, allowed: Sequence[str]) -> PathDeniedError:
+    folders = ", ".join(allowed) or "none (KYMA_IMAGE_DIRS is empty)"
+    return PathDeniedError(
+        f"'{path[:_SHOWN_CHARS]}' is outside the folders images may be read from: {folders}. Move the image there, "
+        "or ask the operator to add its folder to KYMA_IMAGE_DIRS."
+    )
+
+
+def images_past_call_bound_error(path: str, left: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"'{path[:_SHOWN_CHARS]}' would take this call's local images past the {left:,} bytes left of the per-call "
+        "bound (KYMA_MAX_IMAGE_BYTES_PER_CALL). Send fewer or smaller images."
+    )
+
+
+def not_regular_file_error(path: str) -> PathDeniedError:
+    return PathDeniedError(f"'{path[:_SHOWN_CHARS]}' is not a regular file; only {IMAGE_FORMATS} image files are read.")
+
+
+def image_too_large_error(path: str, size: int, limit: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"'{path[:_SHOWN_CHARS]}' is {size / 1_048_576:.1f} MB; images are limited to {size_text(limit)}. "
+        "Downscale it first."
+    )
+
+
+def not_an_image_error(path: str) -> PathDeniedError:
+    return PathDeniedError(f"'{path[:_SHOWN_CHARS]}' is not a {IMAGE_FORMATS} image; other files are never read.")
+
+
+def unreadable_file_error(path: str, reason: str | None) -> PathDeniedError:
+    return PathDeniedError(f"'{path[:_SHOWN_CHARS]}' could not be read ({reason or 'error'}).")
+
+
+# --- Image jobs and their files -----------------------------------------------------------------
+
+
+def no_job_error(job_id: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
+        "(jobs are visible only to the key that submitted them)."
+    )
+
+
+def incomplete_job_error() -> UpstreamUnavailableError:
+    return UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
+
+
+def unusable_job_id_error(shown_id: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"Kyma's image job answer had an unusable id ({shown_id!r}).")
+
+
+def edit_needs_image_url_error(model_id: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{model_id} edits an existing image (the gateway's model list says so): pass image_url (an https "
+        "URL of the source image), or use a text-to-image model such as recraft-v4."
+    )
+
+
+def image_url_not_https_error() -> InvalidRequestError:
+    return InvalidRequestError("image_url must be an https:// URL that Kyma can fetch.")
+
+
+def submit_timeout_error() -> UpstreamTimeoutError:
+    return UpstreamTimeoutError("Kyma did not accept the image job in time.")
+
+
+def with_retry_hint(error: UpstreamTimeoutError | UpstreamUnavailableError, key: str) -> KymaError:
+    """The same error, telling the agent how to retry a submit Kyma may have received without paying twice."""
+    return error.extended(
+        f'Kyma may have started the job anyway: retry generate_image with idempotency_key="{key}" '
+        "to get that job instead of paying for a second one."
+    )
+
+
+def after_submit(error: KymaError, job_id: str) -> KymaError:
+    """The same error, naming the submitted job and how to pick it up (a new submit would be billed again)."""
+    if job_id in error.detail and "get_image_job" in error.detail:
+        return error
+    return error.extended(
+        f'Image job {job_id} was submitted: call get_image_job with job_id="{job_id}" to get its images; '
+        "it does not submit or charge again."
+    )
+
+
+def job_failed_error(
+    job_id: str, model: str, status: str, *, reason: str | None, charged: float | None, held: float | None
+) -> JobFailedError:
+    """`[job_failed]` with Kyma's reason and what happened to the money."""
+    what = {"failed": "failed", "expired": "expired before it finished", "refunded": "was refunded"}
+    said = f" (Kyma says: {reason.rstrip('. ')})" if reason else ""
+    if charged:
+        money = f"Kyma reports ${charged:g} charged."
+    elif held is not None:
+        money = f"The ${held:g} hold was refunded; nothing was charged."
+    else:
+        money = "Nothing was charged."
+    return JobFailedError(
+        f"Image job {job_id} ({model}) {what.get(status, status)}{said}. {money} Call generate_image "
+        "again without this job's idempotency_key (reusing it returns this same job), or try another prompt or model."
+    )
+
+
+def download_failed_error(job_id: str, index: int, cause: KymaError) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"Job {job_id} succeeded, but downloading image {index} failed: {cause.detail} Call get_image_job with "
+        f'job_id="{job_id}" to try again; the job is not run or charged again.'
+    )
+
+
+def saved_file_unreadable_error(path: object, reason: str | None) -> PathDeniedError:
+    return PathDeniedError(f"Cannot read '{path}' ({reason or 'error'}).")
+
+
+def bad_file_url_error(url: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"Kyma gave a file URL that is not http(s): '{url}'.")
+
+
+def redirect_not_https_error(url: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"The download redirected to {url}, which is not https.")
+
+
+def not_an_image_download_error(url: str, kind: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"{url} is {kind}, not an image; it was not downloaded.")
+
+
+def not_an_image_file_error(url: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"{url} did not send a {IMAGE_FORMATS} image; it was not saved.")
+
+
+def bad_inline_image_error() -> UpstreamUnavailableError:
+    return UpstreamUnavailableError("The gateway's b64_json image was not valid base64.")
+
+
+def download_broke_error(url: str, failure: str) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"The download of {url} broke off ({failure}); retry.")
+
+
+def too_many_redirects_error(url: str, redirects: int) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(f"{url} redirected more than {redirects} times.")
+
+
+def folder_error(folder: object, reason: str | None) -> PathDeniedError:
+    return PathDeniedError(
+        f"Cannot create the image folder '{folder}' ({reason or 'error'}). "
+        "Set KYMA_OUTPUT_DIR to a writable absolute path and restart the server."
+    )
+
+
+def unsafe_file_name_error(name: str) -> PathDeniedError:
+    return PathDeniedError(f"Refusing to save an image as '{name[:100]}'.")
+
+
+def unwritable_file_error(path: object, reason: str | None) -> PathDeniedError:
+    return PathDeniedError(f"Cannot write '{path}' ({reason or 'error'}). Set KYMA_OUTPUT_DIR to a writable folder.")

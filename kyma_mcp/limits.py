@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError
 from kyma_mcp.kyma.tiers import TierSource, resolve_tier
-from kyma_mcp.kyma.wire import integer, number
+from kyma_mcp.kyma.wire import as_list, as_object, integer, number
 from kyma_mcp.usage import SessionUsage
 
 Part = Mapping[str, Any] | KymaError | None
@@ -237,17 +237,15 @@ def _tier(
     return tier, source
 
 
-def _compact(value: Any, depth: int = 0) -> Any:
+def _compact(value: object, depth: int = 0) -> Any:
     """Kyma's JSON passed through, bounded: at most 30 keys or items per level, 3 levels, 200-char strings."""
-    if isinstance(value, Mapping):
-        if depth >= MAX_PASSTHROUGH_DEPTH:
-            return "…"
-        items = list(value.items())[:MAX_PASSTHROUGH_ITEMS]  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType, reportUnknownVariableType]
-        return {str(k): _compact(v, depth + 1) for k, v in items}  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
-    if isinstance(value, list):
-        if depth >= MAX_PASSTHROUGH_DEPTH:
-            return "…"
-        return [_compact(v, depth + 1) for v in value[:MAX_PASSTHROUGH_ITEMS]]  # pyright: ignore[reportUnknownVariableType]
+    fields, items = as_object(value), as_list(value)
+    if (fields is not None or items is not None) and depth >= MAX_PASSTHROUGH_DEPTH:
+        return "…"
+    if fields is not None:
+        return {str(k): _compact(v, depth + 1) for k, v in list(fields.items())[:MAX_PASSTHROUGH_ITEMS]}
+    if items is not None:
+        return [_compact(v, depth + 1) for v in items[:MAX_PASSTHROUGH_ITEMS]]
     if isinstance(value, str) and len(value) > MAX_PASSTHROUGH_TEXT:
         return value[: MAX_PASSTHROUGH_TEXT - 1] + "…"
     return value

@@ -141,7 +141,10 @@ class Settings(BaseModel):
         # Hosts start servers in arbitrary working folders (often `/`): a relative path is a trap.
         if value is None:
             return None
-        value = value.expanduser()
+        try:
+            value = value.expanduser()
+        except RuntimeError:  # `~user/…` for a user that does not exist, or no home folder at all
+            raise ValueError("names a home folder that does not exist; use an absolute path") from None
         if not value.is_absolute():
             raise ValueError("must be an absolute path (hosts start servers in arbitrary folders)")
         return value
@@ -193,6 +196,23 @@ class Settings(BaseModel):
             variable = next((v for v, f in _ENV_FIELDS.items() if f == field), field)
             shown = "(hidden)" if field in _SECRET_FIELDS else repr(fields.get(field))
             raise ConfigError(f"{variable}={shown} is invalid: {first['msg']}") from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(value: str) -> str:
+    """The logging level named by `--log-level` / `KYMA_LOG_LEVEL`, upper-cased.
+
+    Raises:
+        ConfigError: not one of `LOG_LEVELS`.
+    """
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"KYMA_LOG_LEVEL (or --log-level) {value[:40]!r} is invalid: use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
 
 
 _ENV_FIELDS = {

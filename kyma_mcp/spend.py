@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from kyma_mcp.catalog import Catalog, ModelInfo, Source
-from kyma_mcp.errors import BudgetExceededError
+from kyma_mcp.errors import BudgetExceededError, over_cap_error, unpriced_error
 from kyma_mcp.usage import estimate_message_tokens
 
 DEFAULT_MAX_TOKENS = 4096
@@ -120,11 +120,7 @@ def check_priced(quote: Quote, *, why: str, allow_unpriced: bool) -> None:
         BudgetExceededError: the model has no price and unpriced calls are not allowed.
     """
     if quote.cost_usd is None and not allow_unpriced:
-        raise BudgetExceededError(
-            f"{quote.model} has no price in the catalog ({quote.price_source}), so kyma-mcp cannot keep this "
-            f"call within {why}; nothing was sent. Use a priced model (list_models shows prices), or set "
-            "KYMA_ALLOW_UNPRICED=1 in the server's environment to allow unpriced calls."
-        )
+        raise unpriced_error(quote.model, quote.price_source, why)
 
 
 def fit_chat(
@@ -182,10 +178,7 @@ def fit_images(quote: Quote, cap: float | None, *, catalog: Sequence[ModelInfo],
         key=lambda m: -(m.image_usd or 0),
     )
     options += [f"{m.id} ({usd((m.image_usd or 0) * n)} for {n})" for m in cheaper[:SUGGESTED_MODELS]]
-    raise BudgetExceededError(
-        f"This image job's estimate is over max_cost_usd {usd(cap)}: {quote.text()}. Nothing was sent. "
-        f"{_would_fit(options)}"
-    )
+    raise over_cap_error("This image job's", usd(cap), quote.text(), options)
 
 
 def replace_output(quote: Quote, model: ModelInfo, output: int) -> Quote:
@@ -227,15 +220,7 @@ def cheaper_chat_models(
 def cap_refusal(quote: Quote, cap: float, affordable: int, cheaper: Sequence[Quote]) -> BudgetExceededError:
     options = [f"max_tokens={affordable:,}"] if affordable > 0 else []
     options += [f"{q.model} ({usd(q.cost_usd)})" for q in cheaper]
-    return BudgetExceededError(
-        f"This call's estimate is over max_cost_usd {usd(cap)}: {quote.text()}. Nothing was sent. {_would_fit(options)}"
-    )
-
-
-def _would_fit(options: Sequence[str]) -> str:
-    if not options:
-        return "Nothing in the catalog fits that cap: raise max_cost_usd or shorten the request."
-    return f"Within the cap: {', or '.join(options)}; or raise max_cost_usd."
+    return over_cap_error("This call's", usd(cap), quote.text(), options)
 
 
 def dry_run_text(quotes: Sequence[Quote], notes: Sequence[str]) -> str:

@@ -15,7 +15,17 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from kyma_mcp.errors import InvalidRequestError, PathDeniedError
+from kyma_mcp.errors import (
+    bad_data_url_error,
+    image_too_large_error,
+    images_past_call_bound_error,
+    no_file_error,
+    not_an_image_error,
+    not_regular_file_error,
+    outside_image_dirs_error,
+    unreadable_file_error,
+    unsupported_scheme_error,
+)
 from kyma_mcp.settings import Settings
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -44,12 +54,10 @@ async def to_image_url(
         return source
     if source.startswith("data:"):
         if not source.startswith("data:image/") or ";base64," not in source[:100]:
-            raise InvalidRequestError("A data URL image must look like data:image/png;base64,<data>.")
+            raise bad_data_url_error()
         return source
     if source.startswith(("http://", "ftp://", "file://")):
-        raise InvalidRequestError(
-            f"Image '{source[:80]}' uses an unsupported scheme; give an https URL, a data URL or a local file path."
-        )
+        raise unsupported_scheme_error(source)
     return await anyio.to_thread.run_sync(_data_url_from_file, source, allowed, left or [MAX_IMAGE_BYTES], max_pixels)
 
 
@@ -67,43 +75,32 @@ def image_mime_type(header: bytes) -> str | None:
 
 
 def _data_url_from_file(raw_path: str, allowed: tuple[Path, ...], left: list[int], max_pixels: int) -> str:
-    shown = raw_path[:200]
-    path = Path(raw_path).expanduser()
+    try:
+        path = Path(raw_path).expanduser()
+    except RuntimeError:  # `~user/…` for a user that does not exist, or no home folder at all
+        raise no_file_error(raw_path, absolute=False, reason="its home folder is unknown") from None
     with contextlib.suppress(OSError, RuntimeError, ValueError):  # a missing file is reported below
         path = path.resolve(strict=True)
     if not any(path.is_relative_to(folder) for folder in allowed):
-        folders = ", ".join(str(folder) for folder in allowed) or "none (KYMA_IMAGE_DIRS is empty)"
-        raise PathDeniedError(
-            f"'{shown}' is outside the folders images may be read from: {folders}. Move the image there, "
-            "or ask the operator to add its folder to KYMA_IMAGE_DIRS."
-        )
+        raise outside_image_dirs_error(raw_path, [str(folder) for folder in allowed])
     try:
         info = path.stat()
     except (OSError, ValueError):
-        hint = (
-            "" if path.is_absolute() else " Relative paths depend on the host's working folder: use an absolute path."
-        )
-        raise InvalidRequestError(f"No readable file at '{shown}'.{hint}") from None
+        raise no_file_error(raw_path, absolute=path.is_absolute()) from None
     if not stat.S_ISREG(info.st_mode):
-        raise PathDeniedError(f"'{shown}' is not a regular file; only {_FORMATS} image files are read.")
+        raise not_regular_file_error(raw_path)
     if info.st_size > MAX_IMAGE_BYTES:
-        raise InvalidRequestError(
-            f"'{shown}' is {info.st_size / 1_048_576:.1f} MB; images are limited to "
-            f"{MAX_IMAGE_BYTES // 1_048_576} MB. Downscale it first."
-        )
+        raise image_too_large_error(raw_path, info.st_size, MAX_IMAGE_BYTES)
     if info.st_size > left[0]:
-        raise InvalidRequestError(
-            f"'{shown}' would take this call's local images past the {left[0]:,} bytes left of the per-call "
-            "bound (KYMA_MAX_IMAGE_BYTES_PER_CALL). Send fewer or smaller images."
-        )
+        raise images_past_call_bound_error(raw_path, left[0])
     mime = _pillow_format(path, max_pixels)
     if mime is None:
-        raise PathDeniedError(f"'{shown}' is not a {_FORMATS} image; other files are never read.")
+        raise not_an_image_error(raw_path)
     try:
         with path.open("rb") as file:
             data = file.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
-        raise PathDeniedError(f"'{shown}' could not be read ({exc.strerror or 'error'}).") from None
+        raise unreadable_file_error(raw_path, exc.strerror) from None
     left[0] -= len(data)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 

@@ -252,6 +252,18 @@ async def test_a_stream_that_breaks_keeps_what_arrived(connect: ConnectFactory, 
     assert "not retried" in data["notes"][0]
 
 
+async def test_a_stream_that_breaks_before_the_first_token_says_what_to_do(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    emulator.switches.drop_stream_after_chunks = 0
+
+    async with connect() as client:
+        text = error_text(await client.call_tool("chat", {"prompt": "tell me a story"}))
+
+    assert text.startswith("[upstream_unavailable] The stream from Kyma broke off")
+    assert "Call chat again" in text
+
+
 async def test_the_deadline_mid_reply_returns_the_partial_reply(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:
@@ -297,6 +309,7 @@ async def test_images_for_a_text_only_model_are_refused_before_spending(
     ("source", "word"),
     [
         ("/no/such/image.png", "path_denied"),  # outside KYMA_IMAGE_DIRS: not even looked up
+        ("~nosuchuser-kyma/a.png", "invalid_request"),
         ("/etc", "path_denied"),
         ("/etc/hostname", "path_denied"),
         ("../../../../../../etc/passwd", "path_denied"),

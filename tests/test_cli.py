@@ -21,7 +21,12 @@ def test_version_prints_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("KYMA_BASE_URL", "not a url"), ("KYMA_TOOL_TIMEOUT_SECONDS", "-5")],
+    [
+        ("KYMA_BASE_URL", "not a url"),
+        ("KYMA_TOOL_TIMEOUT_SECONDS", "-5"),
+        ("KYMA_LOG_LEVEL", "LOUD"),
+        ("KYMA_OUTPUT_DIR", "~nosuchuser-kyma/images"),
+    ],
 )
 def test_bad_setting_stops_with_one_line_and_exit_2(variable: str, value: str) -> None:
     env = {"PATH": "/usr/bin:/bin", variable: value}

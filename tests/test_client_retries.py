@@ -7,6 +7,7 @@ import anyio
 import httpx2
 import pytest
 
+from kyma_mcp.catalog import Catalog
 from kyma_mcp.errors import (
     AuthInvalidError,
     InsufficientBalanceError,
@@ -202,3 +203,44 @@ async def test_an_image_submit_is_resent_with_the_same_idempotency_key() -> None
     assert answer["id"] == job["id"]
     keys = [(r.headers["Idempotency-Key"], json.loads(r.content)["idempotency_key"]) for r in kyma.requests]
     assert keys == [("k-1", "k-1"), ("k-1", "k-1")]
+
+
+def corrupt_gzip(status: int = 200, content_type: str = "application/json") -> httpx2.Response:
+    """An answer that claims gzip but carries bytes no gzip decoder accepts."""
+    return httpx2.Response(
+        status,
+        stream=httpx2.ByteStream(b"\x1f\x8bnot really gzip"),
+        headers={"content-encoding": "gzip", "content-type": content_type},
+    )
+
+
+async def test_a_corrupt_gzip_model_list_lets_the_catalog_fall_back_to_the_snapshot() -> None:
+    kyma = ScriptedKyma([corrupt_gzip() for _ in range(6)])
+    client = make_client(kyma)
+
+    with pytest.raises(UpstreamUnavailableError, match=r"could not be decoded \(DecodingError\)"):
+        await client.list_models()
+    view = await Catalog(client.list_models).view()
+
+    assert view.source == "bundled"
+    assert view.models
+
+
+async def test_a_corrupt_gzip_stream_is_a_broken_stream() -> None:
+    client = make_client(ScriptedKyma([corrupt_gzip(content_type="text/event-stream")]))
+
+    async def read_all() -> None:
+        async with client.chat_stream({"model": "qwen-3.6-plus", "messages": []}) as stream:
+            async for _ in stream.chunks():
+                pass
+
+    with pytest.raises(UpstreamUnavailableError, match="broke off"):
+        await read_all()
+
+
+async def test_a_corrupt_gzip_error_body_still_maps_its_status() -> None:
+    client = make_client(ScriptedKyma([corrupt_gzip(402)]), max_retries=0)
+
+    with pytest.raises(InsufficientBalanceError):
+        async with client.chat_stream({"model": "qwen-3.6-plus", "messages": []}):
+            pass

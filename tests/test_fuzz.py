@@ -1,26 +1,28 @@
 """Every tool's arguments, fuzzed: each call ends as a result or a tool error with an error word,
-the server keeps serving, and nothing is written outside KYMA_OUTPUT_DIR."""
+the server keeps serving, and nothing is written outside KYMA_OUTPUT_DIR. Also fuzzed: tool names
+that do not exist, and an upstream whose every answer is corrupt gzip."""
 
 import re
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import TextContent
 
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.errors import WORDS
 from kyma_mcp.server import build_server
+from kyma_mcp.server.app import TOOL_MODULES
+from kyma_mcp.settings import Settings
 from tests.conftest import emulator_settings
 
-WORDS = (
-    "auth_missing|auth_invalid|insufficient_balance|model_not_found|invalid_request|rate_limited|"
-    "upstream_unavailable|timeout|job_failed|path_denied"
-)
-ERROR_TEXT = re.compile(rf"^\[({WORDS})\] \S")
+ERROR_TEXT = re.compile(rf"^\[({'|'.join(WORDS)})\] \S")
+TOOLS = [tool.function.__name__ for module in TOOL_MODULES for tool in module.TOOLS]
 
 nasty_text = st.one_of(
     st.text(max_size=40),
@@ -32,6 +34,9 @@ nasty_text = st.one_of(
             "/etc/shadow",
             "/dev/zero",
             "~/.ssh/id_rsa",
+            "~nosuchuser/a.png",
+            "~root/.ssh/id_rsa",
+            "~/a.png",
             "C:\\Windows\\win.ini",
             "file:///etc/passwd",
             "http://169.254.169.254/latest",
@@ -88,9 +93,6 @@ def schemas(emulator: EmulatorHandle) -> dict[str, dict[str, Any]]:
     return anyio.run(listed)
 
 
-TOOLS = ["chat", "list_models", "generate_image", "get_image_job", "recommend_model", "get_limits"]
-
-
 @pytest.mark.parametrize("name", TOOLS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -98,8 +100,6 @@ def test_fuzzed_arguments_end_cleanly_and_write_nothing_outside_the_output_folde
     name: str, data: st.DataObject, emulator: EmulatorHandle, sandbox: Path, schemas: dict[str, dict[str, Any]]
 ) -> None:
     emulator.switches.image_delay_seconds = 0
-    if name not in schemas:
-        pytest.skip(f"{name} is not registered")
     arguments = data.draw(arguments_for(schemas[name]), label="arguments")
     config = emulator_settings(emulator, output_dir=sandbox / "out", tool_timeout_seconds=5)
 
@@ -118,3 +118,49 @@ def test_fuzzed_arguments_end_cleanly_and_write_nothing_outside_the_output_folde
         assert ERROR_TEXT.match(text), text[:300]
     assert files_under(sandbox / "cwd") == set()
     assert files_under(sandbox / "home") == set()
+
+
+def corrupt_gzip(request: httpx2.Request) -> httpx2.Response:
+    """Every answer claims gzip and carries bytes no gzip decoder accepts."""
+    del request
+    return httpx2.Response(200, stream=httpx2.ByteStream(b"\x1f\x8b\x08garbage"), headers={"content-encoding": "gzip"})
+
+
+@pytest.mark.parametrize("name", TOOLS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_calls_against_corrupt_compression_end_with_a_word(
+    name: str, data: st.DataObject, sandbox: Path, schemas: dict[str, dict[str, Any]]
+) -> None:
+    arguments = data.draw(arguments_for(schemas[name]), label="arguments")
+    config = Settings.model_validate(
+        {"api_key": "ky-fuzz-0123456789", "output_dir": sandbox / "out", "tool_timeout_seconds": 5, "max_retries": 0}
+    )
+
+    async def call() -> tuple[bool, str]:
+        with anyio.fail_after(30):
+            async with Client(build_server(config, transport=httpx2.MockTransport(corrupt_gzip))) as client:
+                result = await client.call_tool(name, arguments)
+        text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+        return bool(result.is_error), text
+
+    is_error, text = anyio.run(call)
+
+    if is_error:
+        assert ERROR_TEXT.match(text), text[:300]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(nasty_text, st.sampled_from(["nope", "Chat", "chat ", "list-models", "get_image_jobs"])))
+def test_an_unknown_tool_name_answers_invalid_request(name: str, schemas: dict[str, dict[str, Any]]) -> None:
+    assume(name not in schemas)  # a real tool: covered above
+
+    async def call() -> tuple[bool, str]:
+        async with Client(build_server(Settings())) as client:
+            result = await client.call_tool(name, {})
+        return bool(result.is_error), "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+
+    is_error, text = anyio.run(call)
+
+    assert is_error
+    assert text.startswith("[invalid_request] There is no tool"), text[:300]

@@ -235,7 +235,7 @@ async def test_an_unknown_or_chat_model_is_model_not_found_listing_the_image_mod
         chat = error_text(await client.call_tool("generate_image", {"prompt": "x", "model": "qwen-3.6-plus"}))
 
     # The unknown id went to the gateway, whose 404 became the error; the live list named the chat model.
-    assert unknown.startswith("[model_not_found] 'dall-e-9' is not an image model this gateway serves. Use one of:")
+    assert unknown.startswith("[model_not_found] Kyma does not serve model 'dall-e-9'. Use one of:")
     assert "ideogram-v3 ($0.108/image)" in unknown
     assert chat.startswith("[model_not_found] 'qwen-3.6-plus' is a chat model")
     assert len(emulator.state.jobs) == 0
@@ -263,8 +263,8 @@ async def test_an_edit_model_needs_an_https_image_url(connect: ConnectFactory, e
         ({"prompt": "x" * 4001}, "prompt: String should have at most 4000 characters"),
         ({"prompt": "x", "n": 0}, "n: Input should be greater than or equal to 1"),
         ({"prompt": "x", "n": 5}, "n: Input should be less than or equal to 4"),
-        ({"prompt": "x", "size": "big"}, "size: String should match pattern"),
-        ({"prompt": "x", "idempotency_key": "has space"}, "idempotency_key: String should match pattern"),
+        ({"prompt": "x", "size": "big"}, "size: must be auto, WxH such as 1024x768, or an aspect such as 16:9"),
+        ({"prompt": "x", "idempotency_key": "has space"}, "idempotency_key: must be printable ASCII without spaces"),
     ],
 )
 async def test_bad_arguments_are_refused_before_anything_is_spent(
@@ -275,6 +275,7 @@ async def test_bad_arguments_are_refused_before_anything_is_spent(
 
     assert text.startswith("[invalid_request] Bad arguments for generate_image")
     assert problem in text
+    assert "pattern" not in text, "a pattern is described, never printed"
     assert len(emulator.state.jobs) == 0
 
 
@@ -302,7 +303,9 @@ async def test_get_image_job_of_an_unknown_or_foreign_job_says_the_id_is_unknown
 
     assert foreign.startswith(f"[invalid_request] Kyma has no image job '{mine}' for this API key.")
     assert unknown.startswith("[invalid_request] Kyma has no image job '000000000000000000000000'")
-    assert traversal.startswith("[invalid_request] Bad arguments for get_image_job: job_id: String should match")
+    assert traversal.startswith(
+        "[invalid_request] Bad arguments for get_image_job: job_id: must be the job_id a generate_image result gave"
+    )
 
 
 @ONE_ERA

@@ -80,7 +80,7 @@ async def test_an_unknown_model_is_a_resource_not_found_error(connect: ConnectFa
             await client.read_resource("kyma://models/no-such-model")
 
     assert raised.value.error.code == INVALID_PARAMS
-    assert "Kyma serves no model 'no-such-model'; read kyma://models" in raised.value.error.message
+    assert "Kyma does not serve model 'no-such-model'. Read kyma://models" in raised.value.error.message
 
 
 async def test_the_guide_shows_what_recommend_model_picks(connect: ConnectFactory) -> None:

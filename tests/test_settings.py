@@ -69,3 +69,8 @@ def test_the_key_never_appears_in_reprs_or_errors() -> None:
     assert key not in str(settings.model_dump())
     assert settings.api_key is not None
     assert settings.api_key.get_secret_value() == key
+
+
+def test_a_home_folder_that_does_not_exist_is_a_config_error_not_a_crash() -> None:
+    with pytest.raises(ConfigError, match=r"KYMA_OUTPUT_DIR=.*home folder that does not exist"):
+        Settings.from_env({"KYMA_OUTPUT_DIR": "~nosuchuser-kyma/images"})

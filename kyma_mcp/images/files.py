@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from kyma_mcp.errors import PathDeniedError
+from kyma_mcp.errors import folder_error, unsafe_file_name_error, unwritable_file_error
 
 APP_NAME = "kyma-mcp"
 _SLUG_MAX_CHARS = 40
@@ -40,10 +40,7 @@ def output_folder(configured: Path | None) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PathDeniedError(
-            f"Cannot create the image folder '{folder}' ({exc.strerror or 'error'}). "
-            "Set KYMA_OUTPUT_DIR to a writable absolute path and restart the server."
-        ) from None
+        raise folder_error(folder, exc.strerror) from None
     return folder.resolve()
 
 
@@ -69,16 +66,14 @@ def save(folder: Path, stem: str, extension: str, data: bytes) -> Path:
     """
     path = folder / f"{stem}.{extension}"
     if path.parent != folder or not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", path.name):
-        raise PathDeniedError(f"Refusing to save an image as '{path.name[:100]}'.")  # unreachable by construction
+        raise unsafe_file_name_error(path.name)  # unreachable by construction
     partial = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
     try:
         partial.write_bytes(data)
         os.replace(partial, path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise PathDeniedError(
-            f"Cannot write '{path}' ({exc.strerror or 'error'}). Set KYMA_OUTPUT_DIR to a writable folder."
-        ) from None
+        raise unwritable_file_error(path, exc.strerror) from None
     return path
 
 

@@ -34,6 +34,20 @@ from kyma_mcp.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    after_submit,
+    bad_inline_image_error,
+    call_bytes_exceeded_error,
+    download_failed_error,
+    edit_needs_image_url_error,
+    image_url_not_https_error,
+    incomplete_job_error,
+    job_failed_error,
+    not_an_image_file_error,
+    not_an_image_model_error,
+    saved_file_unreadable_error,
+    submit_timeout_error,
+    unusable_job_id_error,
+    with_retry_hint,
 )
 from kyma_mcp.images.files import file_stem, find_saved, output_folder, save
 from kyma_mcp.images.journal import JobJournal, fingerprint
@@ -171,9 +185,9 @@ class Job:
             job_id = job_id if isinstance(job_id, str) else f"{SYNC_JOB_PREFIX}{uuid.uuid4().hex[:20]}"
             status = "succeeded"
         if not isinstance(job_id, str) or not isinstance(status, str) or not status:
-            raise UpstreamUnavailableError("Kyma's image job answer had no id or status; retry later.")
+            raise incomplete_job_error()
         if len(job_id) > 128 or not re.fullmatch(_JOB_ID, job_id):
-            raise UpstreamUnavailableError(f"Kyma's image job answer had an unusable id ({clip(job_id, 40)!r}).")
+            raise unusable_job_id_error(clip(job_id, 40) or job_id)
         urls = output_urls(body)
         error = body.get("error")
         reason = error if isinstance(error, str) else json_object(error).get("message")
@@ -241,30 +255,26 @@ def check_request(view: CatalogView, request: ImageRequest) -> str:
             `image_url` that is not https.
     """
     if request.image_url and not request.image_url.startswith("https://"):
-        raise InvalidRequestError("image_url must be an https:// URL that Kyma can fetch.")
+        raise image_url_not_https_error()
     model = view.find(request.model) if view.live else None
     if model is None or model.kind == "unknown":
         return request.model
     if model.kind != "image":
         raise unknown_image_model(request.model, view.models, model)
     if model.has("image_edit") and not request.image_url:
-        raise InvalidRequestError(
-            f"{model.id} edits an existing image (the gateway's model list says so): pass image_url (an https "
-            "URL of the source image), or use a text-to-image model such as recraft-v4."
-        )
+        raise edit_needs_image_url_error(model.id)
     return model.id
 
 
 def unknown_image_model(
     model_id: str, catalog: Sequence[ModelInfo], model: ModelInfo | None = None
 ) -> ModelNotFoundError:
-    listed = ", ".join(
-        f"{m.id} (${m.image_usd:g}/image)" if m.image_usd is not None else m.id
-        for m in catalog
-        if m.kind == "image" and m.offered()
+    """`model_id` is a model of another kind (`model`), or one the gateway does not serve."""
+    return not_an_image_model_error(
+        model_id,
+        kind=model.kind if model else None,
+        image_models=[(m.id, m.image_usd) for m in catalog if m.kind == "image" and m.offered()],
     )
-    kind = f"a {model.kind} model, not an image model" if model else "not an image model this gateway serves"
-    return ModelNotFoundError(f"'{model_id}' is {kind}. Use one of: {listed or 'see list_models(kind=image)'}.")
 
 
 class ImageJobs:
@@ -401,9 +411,9 @@ class ImageJobs:
             with anyio.fail_at(submit_by):
                 return Job.parse(await self._client.submit_image(payload), model=payload["model"])
         except TimeoutError:
-            raise _with_retry_hint(UpstreamTimeoutError("Kyma did not accept the image job in time."), key) from None
+            raise with_retry_hint(submit_timeout_error(), key) from None
         except (UpstreamTimeoutError, UpstreamUnavailableError) as exc:
-            raise _with_retry_hint(exc, key) from None
+            raise with_retry_hint(exc, key) from None
         except ModelNotFoundError:
             raise unknown_image_model(payload["model"], catalog) from None
 
@@ -422,7 +432,9 @@ class ImageJobs:
         if job.finished:
             self._slots.release(job.id)
         if job.state == "failed":
-            raise job_failed_error(job)
+            raise job_failed_error(
+                job.id, job.model, job.status, reason=job.error, charged=job.charged, held=job.estimated_cost
+            )
         if job.state == "unknown" and not job.urls:
             return self._running(
                 job,
@@ -556,18 +568,12 @@ class ImageJobs:
             url = job.urls[index]
             data = _inline(url, budget) if url.startswith("data:") else await self._client.download(url, budget)
             if image_mime_type(data[:16]) is None:
-                raise UpstreamUnavailableError(
-                    f"{shown_url(job.urls[index])} did not send a PNG, JPEG, GIF or WebP image; it was not saved."
-                )
+                raise not_an_image_file_error(shown_url(job.urls[index]))
             return data
         except OSError as exc:
-            raise PathDeniedError(f"Cannot read '{saved}' ({exc.strerror or 'error'}).") from None
+            raise saved_file_unreadable_error(saved, exc.strerror) from None
         except KymaError as exc:
-            raise UpstreamUnavailableError(
-                f"Job {job.id} succeeded, but downloading image {index + 1} failed: "
-                f'{str(exc).removeprefix(f"[{exc.word}] ")} Call get_image_job with job_id="{job.id}" to try '
-                "again; the job is not run or charged again."
-            ) from None
+            raise download_failed_error(job.id, index + 1, exc) from None
 
     def _running(self, job: Job, what: str, status: Literal["running", "unknown"] = "running") -> Delivery:
         held = f" ${job.estimated_cost:g} is held for it." if job.estimated_cost is not None else ""
@@ -592,12 +598,10 @@ def _inline(url: str, budget: ByteBudget) -> bytes:
     try:
         data = base64.b64decode(url.partition(",")[2], validate=True)
     except ValueError:
-        raise UpstreamUnavailableError("The gateway's b64_json image was not valid base64.") from None
+        raise bad_inline_image_error() from None
     budget.left -= len(data)
     if budget.left < 0:
-        raise UpstreamUnavailableError(
-            f"The images of this call passed {budget.total:,} bytes together (KYMA_MAX_IMAGE_BYTES_PER_CALL)."
-        )
+        raise call_bytes_exceeded_error("the inline image", budget.total)
     return data
 
 
@@ -609,42 +613,6 @@ def _recent(job: ImageJob) -> RecentJob:
         prompt_words=job.prompt_words,
         files=list(job.files),
         updated=datetime.fromtimestamp(job.updated_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
-
-def job_failed_error(job: Job) -> JobFailedError:
-    """`[job_failed]` with Kyma's reason and what happened to the money."""
-    what = {"failed": "failed", "expired": "expired before it finished", "refunded": "was refunded"}
-    reason = f" (Kyma says: {job.error.rstrip('. ')})" if job.error else ""
-    if job.charged:
-        money = f"Kyma reports ${job.charged:g} charged."
-    elif job.estimated_cost is not None:
-        money = f"The ${job.estimated_cost:g} hold was refunded; nothing was charged."
-    else:
-        money = "Nothing was charged."
-    return JobFailedError(
-        f"Image job {job.id} ({job.model}) {what.get(job.status, job.status)}{reason}. {money} Call generate_image "
-        "again without this job's idempotency_key (reusing it returns this same job), or try another prompt or model."
-    )
-
-
-def _with_retry_hint(exc: UpstreamTimeoutError | UpstreamUnavailableError, key: str) -> KymaError:
-    """The same error, telling the agent how to retry a submit Kyma may have received without paying twice."""
-    said = str(exc).removeprefix(f"[{exc.word}] ")
-    return type(exc)(
-        f'{said} Kyma may have started the job anyway: retry generate_image with idempotency_key="{key}" '
-        "to get that job instead of paying for a second one."
-    )
-
-
-def after_submit(exc: KymaError, job_id: str) -> KymaError:
-    """The same error, naming the submitted job and how to pick it up (a new submit would be billed again)."""
-    said = str(exc).removeprefix(f"[{exc.word}] ")
-    if job_id in said and "get_image_job" in said:
-        return exc
-    return type(exc)(
-        f'{said} Image job {job_id} was submitted: call get_image_job with job_id="{job_id}" to get its images; '
-        "it does not submit or charge again."
     )
 
 

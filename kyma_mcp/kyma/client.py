@@ -6,7 +6,6 @@ error answer mapped to a `KymaError` with the key scrubbed out of it.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -14,7 +13,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import cast
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -24,17 +22,34 @@ from kyma_mcp import __version__
 from kyma_mcp.errors import (
     InvalidRequestError,
     KymaError,
-    UpstreamTimeoutError,
     UpstreamUnavailableError,
+    answer_broke_error,
+    answer_too_large_error,
+    bad_file_url_error,
+    call_bytes_exceeded_error,
+    download_broke_error,
     error_for_status,
     missing_key_error,
+    no_job_error,
+    no_model_list_error,
+    not_an_event_stream_error,
+    not_an_image_download_error,
+    not_json_error,
     redact,
+    redirect_not_https_error,
+    redirected_answer_error,
+    request_timeout_error,
+    shorten_upstream,
+    stream_broke_error,
     stream_error,
-    upstream_message,
+    stream_line_too_long_error,
+    stream_unfinished_error,
+    too_many_redirects_error,
+    unreachable_error,
 )
 from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
-from kyma_mcp.kyma.wire import JSONObject, objects
+from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, objects, parse
 from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Bounds, Settings
 
@@ -89,8 +104,9 @@ class ChatStream:
 
         Raises:
             KymaError: a `data: {"error": …}` event, with the word its status or type names.
-            UpstreamUnavailableError: the connection broke, the stream ended before a `finish_reason`,
-                a line was over the bound, or the answer is not an event stream.
+            StreamBrokenError: the connection broke (or the body could not be decoded), the stream
+                ended before a `finish_reason`, or a line was over the bound.
+            UpstreamUnavailableError: the answer is not an event stream.
         """
         await self._check_content_type()
         try:
@@ -103,22 +119,22 @@ class ChatStream:
                     async for _ in lines:  # read the body to its end, or closing it drops the pooled connection
                         pass
                     return
-                chunk = json.loads(data)
-                if not isinstance(chunk, dict):
+                chunk = parse(data)
+                if chunk is None:
+                    raise stream_broke_error("a chunk that is not JSON")
+                event = as_object(chunk)
+                if event is None:
                     continue
-                event = cast(JSONObject, chunk)
                 if event.get("error") is not None and not event.get("choices"):
                     raise stream_error(event["error"], self._secrets)
                 if any(choice.get("finish_reason") for choice in objects(event.get("choices"))):
                     self.finished = True
                 yield event
-        except (httpx2.TransportError, httpx2.DecodingError, ValueError, RecursionError) as exc:
-            raise UpstreamUnavailableError(
-                redact(f"The stream from Kyma broke off ({type(exc).__name__}).", self._secrets)
-            ) from None
+        except (httpx2.TransportError, httpx2.DecodingError) as exc:  # DecodingError: e.g. a corrupt gzip body
+            raise stream_broke_error(type(exc).__name__) from None
         if self.cut or self.finished:
             return
-        raise UpstreamUnavailableError("The stream from Kyma ended before the reply finished (no finish_reason).")
+        raise stream_unfinished_error()
 
     async def _lines(self) -> AsyncGenerator[str]:
         """The stream's lines, each at most `Bounds.sse_line_bytes`; ends early at `Bounds.stream_bytes`."""
@@ -136,10 +152,7 @@ class ChatStream:
                 start = scan_from = end + 1
             del pending[:start]
             if len(pending) > self._bounds.sse_line_bytes:
-                raise UpstreamUnavailableError(
-                    f"Kyma's stream sent a line longer than {self._bounds.sse_line_bytes:,} bytes "
-                    "(KYMA_MAX_SSE_LINE_BYTES); it was not read further."
-                )
+                raise stream_line_too_long_error(self._bounds.sse_line_bytes)
         if pending:
             yield pending.decode("utf-8", "replace")
 
@@ -149,11 +162,8 @@ class ChatStream:
         if not kind.endswith(("html", "xml", "json")):
             return  # event streams, and the text/plain some proxies label them with
         body = await _read_prefix(self._response, self._bounds.error_bytes)
-        said = redact(upstream_message(body), self._secrets)
-        raise UpstreamUnavailableError(
-            f"Kyma answered {self._response.status_code} with {clip(kind, 60)} instead of an event stream "
-            f"({said}). Check KYMA_BASE_URL points at Kyma's API (…/v1), then retry."
-        )
+        said = redact(shorten_upstream(ErrorEnvelope.read(body).message), self._secrets)
+        raise not_an_event_stream_error(self._response.status_code, clip(kind, 60) or kind, said)
 
 
 class KymaClient:
@@ -204,10 +214,9 @@ class KymaClient:
         Public on Kyma, but the key is sent when set: other OpenAI-compatible gateways require it.
         """
         body = await self._get_json("models", auth=bool(self._key), max_bytes=self.bounds.catalog_bytes)
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise UpstreamUnavailableError("The gateway's model list had no 'data' array; retry later.")
-        body["data"] = data[: self.bounds.catalog_models]
+        if not isinstance(body.get("data"), list):
+            raise no_model_list_error()
+        body["data"] = body["data"][: self.bounds.catalog_models]
         return body
 
     async def get_pricing(self) -> JSONObject:
@@ -268,11 +277,7 @@ class KymaClient:
             InvalidRequestError: Kyma knows no job with this id for this API key (404).
         """
         path = f"jobs/{quote(job_id, safe='')}"
-        unknown = InvalidRequestError(
-            f"Kyma has no image job '{job_id}' for this API key. Use the job_id a generate_image result gave "
-            "(jobs are visible only to the key that submitted them)."
-        )
-        response = await self._send(self._build("GET", path, auth=True), model=None, not_found=unknown)
+        response = await self._send(self._build("GET", path, auth=True), model=None, not_found=no_job_error(job_id))
         return await self._json_object(response, self.bounds.json_bytes)
 
     async def download(self, url: str, budget: ByteBudget) -> bytes:
@@ -289,9 +294,9 @@ class KymaClient:
         shown = shown_url(url)
         for hop in range(MAX_DOWNLOAD_REDIRECTS + 1):
             if hop and not self._may_redirect_to(url):
-                raise UpstreamUnavailableError(f"The download redirected to {shown_url(url)}, which is not https.")
+                raise redirect_not_https_error(shown_url(url))
             if urlsplit(url).scheme not in ("http", "https"):
-                raise UpstreamUnavailableError(f"Kyma gave a file URL that is not http(s): '{shown_url(url)}'.")
+                raise bad_file_url_error(shown_url(url))
             response = await self._send(self._build("GET", url, auth=False), model=None, redirects=True)
             try:
                 if response.is_redirect:
@@ -299,14 +304,13 @@ class KymaClient:
                     continue
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if kind and not kind.startswith(("image/", "application/octet-stream", "binary/")):
-                    raise UpstreamUnavailableError(f"{shown} is {clip(kind, 60)}, not an image; it was not downloaded.")
+                    raise not_an_image_download_error(shown, clip(kind, 60) or kind)
                 return await _read_capped(response, self.bounds.download_bytes, budget)
             except (httpx2.TransportError, httpx2.DecodingError) as exc:
-                broke = f"The download of {shown} broke off ({type(exc).__name__}); retry."
-                raise UpstreamUnavailableError(broke) from None
+                raise download_broke_error(shown, type(exc).__name__) from None
             finally:
                 await response.aclose()
-        raise UpstreamUnavailableError(f"{shown} redirected more than {MAX_DOWNLOAD_REDIRECTS} times.")
+        raise too_many_redirects_error(shown, MAX_DOWNLOAD_REDIRECTS)
 
     def _may_redirect_to(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -349,10 +353,8 @@ class KymaClient:
         what = f"{response.request.method} /{response.request.url.path.rsplit('/v1/', 1)[-1].lstrip('/')}"
         try:
             body = await _read_capped(response, max_bytes)
-        except (httpx2.TransportError, httpx2.DecodingError) as exc:
-            raise UpstreamUnavailableError(
-                f"Kyma's answer to {what} broke off or could not be decoded ({type(exc).__name__}); retry later."
-            ) from None
+        except (httpx2.TransportError, httpx2.DecodingError) as exc:  # DecodingError: e.g. a corrupt gzip body
+            raise answer_broke_error(what, type(exc).__name__) from None
         finally:
             await response.aclose()
         return parse_json_object(body, what)
@@ -433,8 +435,9 @@ class KymaClient:
             if hinted:
                 self._pacer.pause(min(hinted, MAX_RETRY_AFTER_SECONDS))
             self._limits_stale()
-        detail = redact(upstream_message(body), self._secrets)
-        topup = _json_field(body, "cta_url")
+        envelope = ErrorEnvelope.read(body)  # read once per failure
+        detail = redact(shorten_upstream(envelope.message), self._secrets)
+        topup = envelope.cta_url
 
         def describe(retried: int, wait: float | None) -> KymaError:
             if status == 404 and not_found is not None:
@@ -453,29 +456,15 @@ class KymaClient:
 
     def _redirect_error(self, response: httpx2.Response) -> UpstreamUnavailableError:
         where = shown_url(response.headers.get("location", "")) or "nowhere"
-        return UpstreamUnavailableError(
-            redact(
-                f"Kyma answered {response.status_code}, a redirect to {where}, instead of an answer. "
-                f"Check KYMA_BASE_URL ({shown_url(self._settings.base_url)}) is Kyma's API address, then retry.",
-                self._secrets,
-            )
-        )
+        base = shown_url(self._settings.base_url)
+        return redirected_answer_error(response.status_code, redact(where, self._secrets), redact(base, self._secrets))
 
     def _transport_failure(self, request: httpx2.Request, exc: httpx2.TransportError, *, retryable: bool) -> _Failure:
         def describe(retried: int, wait: float | None) -> KymaError:
             del wait  # no server hint to pass on
-            tries = f" after {retried + 1} attempts" if retried else ""
             if isinstance(exc, httpx2.TimeoutException):
-                return UpstreamTimeoutError(
-                    f"Kyma did not answer {request.method} {request.url.path} in time{tries}. "
-                    "Retry, or ask for fewer tokens."
-                )
-            return UpstreamUnavailableError(
-                redact(
-                    f"Could not reach Kyma at {self._settings.base_url} ({type(exc).__name__}){tries}. ", self._secrets
-                )
-                + "Check the network and KYMA_BASE_URL, then retry."
-            )
+                return request_timeout_error(request.method, request.url.path, retried + 1)
+            return unreachable_error(redact(self._settings.base_url, self._secrets), type(exc).__name__, retried + 1)
 
         return _Failure(retryable, None, describe)
 
@@ -597,13 +586,11 @@ def parse_json_object(body: bytes, what: str) -> JSONObject:
     Raises:
         UpstreamUnavailableError: not JSON (or nested too deeply to read), or not an object.
     """
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not readable JSON; retry later.") from None
-    if not isinstance(parsed, dict):
-        raise UpstreamUnavailableError(f"Kyma's answer to {what} was not a JSON object; retry later.")
-    return parsed  # pyright: ignore[reportUnknownVariableType]
+    value = parse(body)
+    parsed = as_object(value)
+    if parsed is None:
+        raise not_json_error(what, an_object=value is not None)
+    return parsed
 
 
 class ByteBudget:
@@ -641,13 +628,8 @@ def without_credentials(url: str) -> str:
 async def _read_capped(response: httpx2.Response, max_bytes: int, budget: ByteBudget | None = None) -> bytes:
     """The whole body of a streamed response, refusing one larger than `max_bytes`."""
     what = shown_url(str(response.url))
-    too_large = UpstreamUnavailableError(
-        f"The answer from {what} is larger than {max_bytes:,} bytes (a KYMA_MAX_* bound); it was not read."
-    )
-    over_budget = UpstreamUnavailableError(
-        f"The images of this call passed {budget.total if budget else 0:,} bytes together "
-        f"(KYMA_MAX_IMAGE_BYTES_PER_CALL); {what} was not read."
-    )
+    too_large = answer_too_large_error(what, max_bytes)
+    over_budget = call_bytes_exceeded_error(what, budget.total if budget else 0)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and budget is not None and int(declared) > budget.left:
         raise over_budget
@@ -677,13 +659,3 @@ async def _read_prefix(response: httpx2.Response, max_bytes: int) -> bytes:
         if size >= max_bytes:
             break
     return b"".join(chunks)
-
-
-def _json_field(body: bytes, field: str) -> str | None:
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    value = error.get(field) if isinstance(error, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return value if isinstance(value, str) else None

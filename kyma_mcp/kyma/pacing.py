@@ -16,7 +16,7 @@ from collections import deque
 
 import anyio
 
-from kyma_mcp.errors import RateLimitedError
+from kyma_mcp.errors import jobs_in_flight_error, no_slot_error
 from kyma_mcp.kyma.tiers import UNKNOWN, TierLimits
 from kyma_mcp.progress import report_wait
 
@@ -102,11 +102,7 @@ class Pacer:
                 if self.limits.rpm is not None
                 else "The gateway answered 429 and asked to wait"
             )
-            raise RateLimitedError(
-                f"{why}; this call would wait {seconds} s for a slot, past its "
-                f"deadline. Try again in {seconds} s, or send fewer calls at once.",
-                retry_after_seconds=seconds,
-            )
+            raise no_slot_error(why, seconds)
 
 
 JOB_TRACK_SECONDS = 300.0
@@ -142,11 +138,7 @@ class JobSlots:
                 await report_wait(f"waiting for one of {cap} image jobs in flight to finish")
                 await self._freed.wait()
                 continue
-            raise RateLimitedError(
-                f"{cap} image jobs are already in flight, the most Kyma runs and queues at once for this tier. "
-                "Wait for one to finish (get_image_job), then try again.",
-                retry_after_seconds=10,
-            )
+            raise jobs_in_flight_error(cap)
 
     def started(self, token: str, job_id: str) -> None:
         """The slot's submit created job `job_id`."""

@@ -1,8 +1,14 @@
-"""Reading fields of Kyma's JSON defensively: a value of the wrong type reads as missing, never as a crash."""
+"""Reading Kyma's JSON defensively: a value of the wrong type reads as missing, never as a crash.
+
+Every JSON body kyma-mcp reads (successful answers, stream chunks, the error envelope) goes
+through these functions, so no module reads untyped JSON by hand.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from typing import Any, cast
 
 JSONObject = dict[str, Any]
@@ -24,6 +30,11 @@ def integer(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def string(value: object) -> str | None:
+    """A JSON string."""
+    return value if isinstance(value, str) else None
+
+
 def json_object(value: object) -> JSONObject:
     """A JSON object, or an empty one."""
     return cast(JSONObject, value) if isinstance(value, dict) else {}
@@ -37,3 +48,48 @@ def json_list(value: object) -> list[object]:
 def objects(value: object) -> list[JSONObject]:
     """The JSON objects in a JSON array (anything else yields nothing)."""
     return [cast(JSONObject, item) for item in json_list(value) if isinstance(item, dict)]
+
+
+def strings(value: object) -> tuple[str, ...]:
+    """The items of a JSON array as strings (a non-array yields nothing)."""
+    return tuple(str(item) for item in json_list(value))
+
+
+def parse(text: str | bytes) -> object:
+    """Parsed JSON, or `None` when the text is not JSON.
+
+    Raises nothing: a body that is not JSON is a value the caller reads as missing.
+    """
+    try:
+        return cast(object, json.loads(text))
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
+        return None
+
+
+def as_object(value: object) -> JSONObject | None:
+    """A JSON object, or `None` when the value is something else."""
+    return cast(JSONObject, value) if isinstance(value, dict) else None
+
+
+def as_list(value: object) -> list[object] | None:
+    """A JSON array, or `None` when the value is something else."""
+    return cast(list[object], value) if isinstance(value, list) else None
+
+
+@dataclass(frozen=True)
+class ErrorEnvelope:
+    """Kyma's error body `{"error": {"message", "type", "code", "cta_url"?}}`, read once per failure."""
+
+    message: str
+    """Kyma's message (or the raw body when it is not the envelope)."""
+    cta_url: str | None
+    """Where to top up, sent with a 402."""
+
+    @classmethod
+    def read(cls, body: bytes) -> ErrorEnvelope:
+        text = body.decode("utf-8", "replace").strip()
+        error = json_object(parse(text)).get("error")
+        if isinstance(error, str):
+            return cls(error, None)
+        fields = json_object(error)
+        return cls(string(fields.get("message")) or text, string(fields.get("cta_url")))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from kyma_mcp import __version__
-from kyma_mcp.errors import redact
+from kyma_mcp.errors import argument_problem, bad_arguments_error, redact, unknown_tool_error
 from kyma_mcp.redaction import redact_json
 from kyma_mcp.server import chat, compare, conversations, images, limits, models, recommend
 from kyma_mcp.server.arguments import ToolArguments
@@ -39,9 +39,10 @@ INSTRUCTIONS = (
 class KymaServer(MCPServer):
     """`MCPServer` whose tool errors start with their `[word]`, argument-validation errors included.
 
-    The SDK prefixes every `ToolError` with "Error executing tool <name>: "; the contract is that
-    the text starts with the error word, so the prefix goes. Crashes (`UnexpectedToolError`) keep
-    the SDK's opaque text.
+    The SDK wraps every `ToolError` a tool raises in one reading "Error executing tool <name>: …";
+    the contract is that the text starts with the error word, so the tool's own `ToolError` (the
+    wrapper's cause) is raised instead. An unknown tool answers `[invalid_request]`. Crashes
+    (`UnexpectedToolError`) keep the SDK's opaque text.
     """
 
     _listed: list[MCPTool] | None = None
@@ -72,13 +73,16 @@ class KymaServer(MCPServer):
             raise
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                problems = "; ".join(_problem(error) for error in exc.__cause__.errors()[:5])
-                message = f"[invalid_request] Bad arguments for {name}: {problems}. Fix them and call again."
-                raise ToolError(message) from exc.__cause__
-            message = str(exc).removeprefix(f"Error executing tool {name}: ")
-            if message == str(exc) and not self.secrets:
+                problems = [_problem(error) for error in exc.__cause__.errors()[:5]]
+                raise ToolError(str(bad_arguments_error(name, problems))) from exc.__cause__
+            if isinstance(exc.__cause__, ToolError):  # ours, raised by `tool_errors`: its text as it is
+                raise ToolError(redact(str(exc.__cause__), self.secrets)) from exc.__cause__
+            known = [tool.name for tool in await super().list_tools()]
+            if name not in known:
+                raise ToolError(str(unknown_tool_error(name, known))) from None
+            if not self.secrets:
                 raise
-            raise ToolError(redact(message, self.secrets)) from exc.__cause__
+            raise ToolError(redact(str(exc), self.secrets)) from exc.__cause__
         return self._redacted(result) if isinstance(result, CallToolResult) else result
 
     def _redacted(self, result: CallToolResult) -> CallToolResult:
@@ -119,7 +123,7 @@ class KymaServer(MCPServer):
 def _problem(error: ErrorDetails) -> str:
     """One validation problem without the rejected value, which may be huge or private."""
     where = ".".join(str(part) for part in error["loc"]) or "arguments"
-    return f"{where}: {error['msg']}"
+    return argument_problem(where, error["msg"], error["type"])
 
 
 TOOL_MODULES = (chat, compare, conversations, models, images, recommend, limits)

@@ -12,7 +12,7 @@ from kyma_mcp import compare as fanout
 from kyma_mcp import conversations
 from kyma_mcp.catalog import CatalogView
 from kyma_mcp.chat import ChatResult, build_messages, build_payload, has_images, stream_reply
-from kyma_mcp.errors import InvalidRequestError, KymaError, unknown_conversation_error
+from kyma_mcp.errors import KymaError, too_few_models_error, unknown_conversation_error
 from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.limits import request_caps
@@ -125,7 +125,7 @@ def _models(models: list[str] | None, current: list[JSONObject], view: CatalogVi
         chosen = [o.model for o in (advice.pick, advice.cheaper, advice.stronger) if o is not None]
         chosen = list(dict.fromkeys([*chosen, state.settings.default_model]))[: max(2, len(chosen))]
     if len(chosen) < fanout.MIN_MODELS:
-        raise InvalidRequestError("compare needs at least two different models in `models`.")
+        raise too_few_models_error()
     return chosen
 
 

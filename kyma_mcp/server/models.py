@@ -10,6 +10,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
 from kyma_mcp.catalog import Capability, Kind, ListModelsResult, ModelInfo, ModelRow, models_text, page, select
+from kyma_mcp.errors import unknown_model_error
 from kyma_mcp.recommend.guide import guide_markdown
 from kyma_mcp.server.context import READ_ONLY, AppContext, ResourceSpec, ToolSpec, resource_state, tool_errors
 
@@ -52,7 +53,10 @@ async def model_resource(model_id: str) -> str:
     view = await resource_state.get().catalog.view()
     model = view.find(model_id)
     if model is None:
-        raise ResourceNotFoundError(f"Kyma serves no model '{model_id}'; read kyma://models for the valid ids.")
+        known = [m.id for m in view.models]
+        raise ResourceNotFoundError(
+            unknown_model_error(model_id, known, next_step="Read kyma://models for the valid ids.").detail
+        )
     return json.dumps(_model_json(model) | {"source": view.source})
 
 
