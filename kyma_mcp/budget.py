@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from kyma_mcp.errors import BudgetExceededError, KymaError
+from kyma_mcp.errors import BudgetExceededError, KymaError, budget_crossed_error
 from kyma_mcp.settings import Settings
 from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
@@ -113,10 +113,12 @@ class Budget:
         pending = spend.reserved_micros / MICROS_PER_USD
         remaining = max(0.0, budget - spent - pending)
         when = f"resets {reset:%Y-%m-%d %H:%M} UTC" if reset else "lasts until the server restarts"
-        return BudgetExceededError(
-            f"This call (estimated {usd(estimate_usd)}) would cross the budget of {usd(budget)} per "
-            f"{self._settings.budget_period} (KYMA_BUDGET_USD): spent {usd(spent)} this period"
-            + (f", {usd(pending)} reserved by calls in flight" if pending else "")
-            + f", {usd(remaining)} remaining; the period {when}. Nothing was sent. Use a cheaper model or fewer "
-            "tokens (dry_run shows the estimate), or wait for the reset."
+        return budget_crossed_error(
+            usd(estimate_usd),
+            usd(budget),
+            self._settings.budget_period,
+            usd(spent),
+            usd(pending) if pending else None,
+            usd(remaining),
+            when,
         )

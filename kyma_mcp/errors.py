@@ -176,6 +176,17 @@ def unpriced_error(model: str, price_source: str, why: str) -> BudgetExceededErr
     )
 
 
+def budget_crossed_error(
+    estimate: str, budget: str, period: str, spent: str, pending: str | None, remaining: str, when: str
+) -> BudgetExceededError:
+    held = f", {pending} reserved by calls in flight" if pending else ""
+    return BudgetExceededError(
+        f"This call (estimated {estimate}) would cross the budget of {budget} per {period} (KYMA_BUDGET_USD): "
+        f"spent {spent} this period{held}, {remaining} remaining; the period {when}. Nothing was sent. Use a "
+        "cheaper model or fewer tokens (dry_run shows the estimate), or wait for the reset."
+    )
+
+
 def over_cap_error(whose: str, cap: str, estimate: str, options: Sequence[str]) -> BudgetExceededError:
     """`whose` estimate ("This call's") is over max_cost_usd `cap`; `options` are what would fit instead."""
     fits = (
