@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import string
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,9 +51,13 @@ TITLE_CHARS = 80
 ESTIMATE_CORRECTION_BOUNDS = (0.25, 4.0)
 
 
+ID_ALPHABET = string.ascii_letters + string.digits
+"""Letters and digits only: an id never starts with `-`, which a command line would read as an option."""
+
+
 def new_conversation_id() -> str:
-    """12 random URL-safe characters (72 bits)."""
-    return secrets.token_urlsafe(9)
+    """12 random letters and digits (71 bits)."""
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(12))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from mcp.types import TextResourceContents
 
 from kyma_mcp import transcripts
 from kyma_mcp.cli import main as cli_main
+from kyma_mcp.conversations import new_conversation_id
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
@@ -132,3 +134,10 @@ async def test_threads_unused_past_retention_are_pruned_when_the_store_opens(sto
     assert await reopened.conversation("old") is None
     assert await reopened.conversation("new") is not None
     await handle.aclose()
+
+
+def test_conversation_ids_never_look_like_a_command_line_option() -> None:
+    """A `-` first character made `kyma-mcp conversations show ID` read the id as an option (1 id in 64)."""
+    ids = {new_conversation_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"[A-Za-z0-9]{12}", conversation_id) for conversation_id in ids)
