@@ -108,8 +108,7 @@ async def _gateway_checks(settings: Settings) -> list[Check]:
 
     from kyma_mcp.catalog import Catalog, bundled_note
     from kyma_mcp.kyma.client import KymaClient
-    from kyma_mcp.kyma.tiers import bundled_tiers
-    from kyma_mcp.limits import collect_parts, shape_limits
+    from kyma_mcp.limits import fetch_limit_parts, limits_from_parts
     from kyma_mcp.usage import SessionUsage
 
     quick = settings.model_copy(update={"max_retries": 0, "tool_timeout_seconds": GATEWAY_TIMEOUT_SECONDS})
@@ -142,24 +141,12 @@ async def _gateway_checks(settings: Settings) -> list[Check]:
 
     client = KymaClient(quick)
     try:
-        fetches = {"tiers": client.get_tiers, "capabilities": client.get_capabilities}
-        if settings.has_api_key:
-            fetches |= {"account": client.get_auth_limits, "balance": client.get_balance}
-        parts = await collect_parts(fetches)
+        parts = await fetch_limit_parts(client, has_key=settings.has_api_key)
         catalog = await Catalog(client.list_models, pricing=client.get_pricing).view()
     finally:
         await client.aclose()
     checks.append(_accepted(parts.get("account"), settings, client.secrets))
-    limits = shape_limits(
-        tiers=parts["tiers"],
-        bundled_tiers=bundled_tiers(),
-        account=parts.get("account"),
-        balance=parts.get("balance"),
-        capabilities=parts["capabilities"],
-        usage=SessionUsage(),
-        configured_tier=settings.tier,
-        has_key=settings.has_api_key,
-    )
+    limits = limits_from_parts(parts, settings, SessionUsage())
     if limits.allows is not None:
         balance = f"; balance ${limits.balance_usd:,.2f}" if limits.balance_usd is not None else ""
         checks.append(Check("tier", True, f"Tier {limits.tier}: {limits.allows.summary()}{balance}"))

@@ -1,21 +1,26 @@
 """`get_limits`' logic: the account's tier and what it allows, balance, gateway overview, this server's tally.
 
-`collect_parts` fetches the parts at once, each on its own (any may be missing or fail);
-`shape_limits` turns what arrived into one compact result and says what is missing and why.
+`fetch_limit_parts` reads what `get_limits` shows (through `collect_parts`: the parts at once, each on
+its own, any may be missing or fail); `shape_limits` turns what arrived into one compact result and says
+what is missing and why; `limits_from_parts` is that call with this server's settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError
-from kyma_mcp.kyma.tiers import TierSource, resolve_tier
+from kyma_mcp.kyma.tiers import TierSource, bundled_tiers, resolve_tier
 from kyma_mcp.kyma.wire import as_list, as_object, integer, number
 from kyma_mcp.usage import SessionUsage
+
+if TYPE_CHECKING:
+    from kyma_mcp.kyma.client import KymaClient
+    from kyma_mcp.settings import Settings
 
 Part = Mapping[str, Any] | KymaError | None
 """One fetched part: Kyma's JSON, the error that stopped it, or `None` when not asked or not served."""
@@ -123,6 +128,31 @@ async def collect_parts(fetches: Mapping[str, Callable[[], Awaitable[Mapping[str
         for name, call in fetches.items():
             group.start_soon(fetch, name, call)
     return parts
+
+
+async def fetch_limit_parts(client: KymaClient, *, has_key: bool) -> dict[str, Part]:
+    """The public tier table and gateway overview; with a key also the account's limits and balance."""
+    fetches: dict[str, Callable[[], Awaitable[Mapping[str, Any] | None]]] = {
+        "tiers": client.get_tiers,
+        "capabilities": client.get_capabilities,
+    }
+    if has_key:
+        fetches |= {"account": client.get_auth_limits, "balance": client.get_balance}
+    return await collect_parts(fetches)
+
+
+def limits_from_parts(parts: Mapping[str, Part], settings: Settings, usage: SessionUsage) -> LimitsResult:
+    """`shape_limits` of what `fetch_limit_parts` read, with the bundled tier table and this server's settings."""
+    return shape_limits(
+        tiers=parts["tiers"],
+        bundled_tiers=bundled_tiers(),
+        account=parts.get("account"),
+        balance=parts.get("balance"),
+        capabilities=parts["capabilities"],
+        usage=usage,
+        configured_tier=settings.tier,
+        has_key=settings.has_api_key,
+    )
 
 
 def request_caps(tiers: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
