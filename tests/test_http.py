@@ -52,18 +52,8 @@ class Served:
 
 
 @contextmanager
-def serving(config: HttpConfig, settings: Settings) -> Generator[str]:
-    """kyma-mcp's HTTP app under uvicorn on a free loopback port, in a thread; yields its root URL."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(build_server(settings), config),
-            log_config=None,
-            access_log=False,
-            ws="none",
-            timeout_graceful_shutdown=1,
-        )
-    )
+def running(server: uvicorn.Server, sock: socket.socket) -> Generator[str]:
+    """`server` serving `sock` in a thread until the block ends; yields its root URL once it has started."""
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     try:
@@ -77,6 +67,23 @@ def serving(config: HttpConfig, settings: Settings) -> Generator[str]:
         server.should_exit = True
         thread.join(5)
         sock.close()
+
+
+@contextmanager
+def serving(config: HttpConfig, settings: Settings) -> Generator[str]:
+    """kyma-mcp's HTTP app under uvicorn on a free loopback port, in a thread; yields its root URL."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(build_server(settings), config),
+            log_config=None,
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    with running(server, sock) as root:
+        yield root
 
 
 @asynccontextmanager

@@ -1,11 +1,8 @@
 """HTTP transport limits over real loopback HTTP: sessions never lock out a new client, streams are
 capped, half-open connections are dropped while real clients are served, log floods are cut."""
 
-import asyncio
 import logging
 import socket
-import threading
-import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +19,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.server.http import build_app, uvicorn_options
 from kyma_mcp.settings import Bounds
 from tests.conftest import emulator_settings
-from tests.test_http import INITIALIZE, TLS, Served, mcp_client
+from tests.test_http import INITIALIZE, TLS, Served, mcp_client, running
 
 pytestmark = pytest.mark.anyio
 TOKEN = "caller-token-0123456789"
@@ -36,19 +33,8 @@ def serving(transport: HttpTransport, emulator: EmulatorHandle, **bounds: Any) -
     sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
     options = uvicorn_options(config) | {"timeout_graceful_shutdown": 1}
     server = uvicorn.Server(uvicorn.Config(build_app(build_server(emulator_settings(emulator)), config), **options))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "the HTTP server crashed at start-up"
-            assert time.monotonic() < deadline, "the HTTP server did not start"
-            time.sleep(0.005)
-        yield Served(transport, f"http://127.0.0.1:{sock.getsockname()[1]}")
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
+    with running(server, sock) as root:
+        yield Served(transport, root)
 
 
 async def open_sessions(root: str, count: int) -> list[str]:
