@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--allowed-origins", type=split_list, help="HTTP: browser Origins to accept besides loopback, comma-separated"
     )
     parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable-http: no sessions, so replicas behind a load balancer need no sticky routing "
+        "(or KYMA_MCP_STATELESS=1; share threads with KYMA_STORE_URL=postgresql://…)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("KYMA_LOG_LEVEL", "WARNING"),
         help="DEBUG, INFO, WARNING (default, or $KYMA_LOG_LEVEL) or ERROR; logs go to stderr only",
@@ -159,4 +165,5 @@ def _http_config(args: argparse.Namespace, settings: Settings) -> HttpConfig | N
         token_file=args.auth_token_file,
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,
+        stateless=args.stateless,
     )

@@ -37,6 +37,8 @@ class HttpConfig:
     """Origin header values accepted besides loopback ones, e.g. `https://kyma.example.com`."""
     bounds: Bounds = field(default_factory=Bounds)
     """Sessions, streams and timeouts (`KYMA_MAX_HTTP_*`)."""
+    stateless: bool = False
+    """Streamable HTTP without sessions: any replica behind a load balancer can answer any request."""
 
     @classmethod
     def from_settings(
@@ -49,6 +51,7 @@ class HttpConfig:
         token_file: Path | None = None,
         allowed_hosts: tuple[str, ...] | None = None,
         allowed_origins: tuple[str, ...] | None = None,
+        stateless: bool = False,
     ) -> HttpConfig:
         """Combine command-line values with the environment's; command-line values win.
 
@@ -73,6 +76,7 @@ class HttpConfig:
             allowed_hosts=settings.mcp_allowed_hosts if allowed_hosts is None else allowed_hosts,
             allowed_origins=settings.mcp_allowed_origins if allowed_origins is None else allowed_origins,
             bounds=settings.bounds,
+            stateless=stateless or settings.mcp_stateless,
         )
         config.check()
         return config
@@ -86,6 +90,11 @@ class HttpConfig:
         """
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port} is not a TCP port (1-65535)")
+        if self.stateless and self.transport != "streamable-http":
+            raise ConfigError(
+                "--stateless (KYMA_MCP_STATELESS) is for --transport streamable-http: SSE keeps one connection "
+                "per session"
+            )
         for entry in self.allowed_hosts:
             if not _HOST_PATTERN.match(entry):
                 raise ConfigError(f"allowed host {entry!r} is not a host name, optionally with :port or :*")

@@ -92,6 +92,8 @@ class Settings(BaseModel):
     mcp_auth_token: SecretStr | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_allowed_origins: tuple[str, ...] = ()
+    mcp_stateless: bool = False
+    """Streamable HTTP without sessions (KYMA_MCP_STATELESS), for replicas behind a load balancer."""
     bounds: Bounds = Bounds()
     image_dirs: tuple[Path, ...] | None = None
     """Folders chat's `images` may read local files from (KYMA_IMAGE_DIRS). None: the transport's
@@ -229,6 +231,7 @@ _ENV_FIELDS = {
     "KYMA_MCP_AUTH_TOKEN": "mcp_auth_token",
     "KYMA_MCP_ALLOWED_HOSTS": "mcp_allowed_hosts",
     "KYMA_MCP_ALLOWED_ORIGINS": "mcp_allowed_origins",
+    "KYMA_MCP_STATELESS": "mcp_stateless",
     "KYMA_STORE": "store",
     "KYMA_STORE_URL": "store_url",
     "KYMA_CONVERSATION_DAYS": "conversation_days",

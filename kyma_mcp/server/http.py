@@ -6,6 +6,14 @@ DNS-rebinding check so it runs first and on every path; then OAuth discovery pat
 none is offered); then a missing or wrong bearer token (401) when a token is configured.
 The SDK transports behind it cap request bodies (413) and repeat their Host/Origin check.
 
+Stateless Streamable HTTP (`--stateless`, `KYMA_MCP_STATELESS=1`), for replicas behind a load
+balancer without sticky sessions: no `Mcp-Session-Id` is issued and none is needed, each POST is
+served on its own, so consecutive requests of one client may reach different replicas. What lasts
+between requests lives in the store (threads, the image-job journal, the spend ledger): with
+`KYMA_STORE_URL=postgresql://…` shared by the replicas, any of them continues any thread.
+Clients of the 2026-07-28 protocol era are served per request in either mode; the flag matters
+for clients of the older `initialize` era, which otherwise get a session bound to one replica.
+
 The token is a static shared secret compared in constant time, not the SDK's OAuth
 resource-server mode: that mode advertises an authorization server in its 401 challenge,
 and kyma-mcp has none, so clients would go looking for one. The caller's Authorization
@@ -66,8 +74,9 @@ def build_app(server: MCPServer, config: HttpConfig) -> ASGIApp:
             max_request_body_size=MAX_REQUEST_BODY_BYTES,
             session_idle_timeout=bounds.http_session_idle_seconds,
             max_sessions=bounds.http_sessions + SESSION_SLACK,
+            stateless_http=config.stateless,
         )
-    limited = TransportLimits(app, bounds, sessions=config.transport == "streamable-http")
+    limited = TransportLimits(app, bounds, sessions=config.transport == "streamable-http", stateless=config.stateless)
     return _RequestGuard(limited, security=security, token=config.token)
 
 
@@ -77,7 +86,8 @@ def serve(server: MCPServer, config: HttpConfig) -> None:
         build_app(server, config), host=config.host, port=config.port, **uvicorn_options(config)
     )
     auth = "bearer token required" if config.token else "no token: loopback clients only"
-    _AnnouncingServer(uvicorn_config, f"kyma-mcp: serving {config.transport} at {config.url} ({auth})").run()
+    mode = ", stateless" if config.stateless else ""
+    _AnnouncingServer(uvicorn_config, f"kyma-mcp: serving {config.transport}{mode} at {config.url} ({auth})").run()
 
 
 def uvicorn_options(config: HttpConfig) -> dict[str, Any]:

@@ -6,6 +6,10 @@
   a new client; only when every session is busy is the new one answered 503. The SDK also
   closes sessions idle for `Bounds.http_session_idle_seconds`.
 - Streams: at most `Bounds.http_streams` server-to-client streams (GET) at once; more get 503.
+- Stateless Streamable HTTP (`--stateless`): no session outlives its request, so the session bound
+  caps requests in flight instead (each is a session of one request; more get 503), and GET is
+  answered 405: a stateless server has nothing to send outside a request's own response, and an
+  idle GET stream would hold a transport open for nothing.
 - Bodies: each part of a request body must arrive within `Bounds.http_header_seconds`, or the
   request is treated as disconnected.
 - Headers: `HeaderTimeoutProtocol` closes a connection that has not sent a whole request head
@@ -32,10 +36,13 @@ SESSION_HEADER = "mcp-session-id"
 class TransportLimits:
     """ASGI middleware applying the session, stream and body bounds."""
 
-    def __init__(self, app: ASGIApp, bounds: Bounds, *, sessions: bool) -> None:
+    def __init__(self, app: ASGIApp, bounds: Bounds, *, sessions: bool, stateless: bool = False) -> None:
         self._app = app
         self._bounds = bounds
-        self._track_sessions = sessions
+        self._track_sessions = sessions and not stateless
+        self._stateless = stateless
+        self._in_flight = 0
+        """Stateless mode: requests being answered."""
         self._sessions: OrderedDict[str, int] = OrderedDict()
         """Session id → requests in flight, least recently used first."""
         self._streams = 0
@@ -50,6 +57,9 @@ class TransportLimits:
             await self._app(scope, receive, send)
             return
         receive = self._timed(receive)
+        if self._stateless:
+            await self._stateless_call(scope, receive, send)
+            return
         if scope["method"] == "GET":
             if self._streams >= self._bounds.http_streams:
                 await _busy(f"{self._streams} streams are open (KYMA_MAX_HTTP_STREAMS)")(scope, receive, send)
@@ -61,6 +71,20 @@ class TransportLimits:
                 self._streams -= 1
             return
         await self._session_call(scope, receive, send)
+
+    async def _stateless_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "GET":
+            await _no_stream()(scope, receive, send)
+            return
+        if self._in_flight >= self._bounds.http_sessions:
+            why = f"{self._in_flight} requests are in flight (KYMA_MAX_HTTP_SESSIONS, stateless mode)"
+            await _busy(why)(scope, receive, send)
+            return
+        self._in_flight += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._in_flight -= 1
 
     async def _session_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._track_sessions:
@@ -140,6 +164,15 @@ class TransportLimits:
 def _busy(why: str) -> JSONResponse:
     body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": f"Server busy: {why}; retry shortly."}}
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+def _no_stream() -> JSONResponse:
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32000, "message": "Method Not Allowed: this stateless server opens no GET stream; POST."},
+    }
+    return JSONResponse(body, status_code=405, headers={"Allow": "POST"})
 
 
 class HeaderTimeoutProtocol(H11Protocol):
