@@ -46,7 +46,6 @@ DEFAULT_OUTPUT_ALLOWANCE = 4096
 """Tokens kept free for the reply when the call sets no `max_tokens`."""
 LEASE_MARGIN_SECONDS = 30.0
 """A turn's lease outlives its deadline by this much; a lease older than that belongs to a dead process."""
-WAIT_POLL_SECONDS = 0.1
 TITLE_CHARS = 80
 ESTIMATE_CORRECTION_BOUNDS = (0.25, 4.0)
 
@@ -81,6 +80,7 @@ async def begin(
     lease_seconds: float,
     progress: Progress,
     conversation_days: int,
+    wait_seconds: float,
 ) -> OpenTurn:
     """Record the new turn as pending in its thread (a new thread if `conversation_id` is None).
 
@@ -124,7 +124,7 @@ async def begin(
         if not waited or progress.due():
             await progress.report("waiting for the previous turn of this conversation to finish")
             waited = True
-        await anyio.sleep(WAIT_POLL_SECONDS)
+        await anyio.sleep(wait_seconds)
 
 
 async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:

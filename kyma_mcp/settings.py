@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -72,6 +72,28 @@ class Bounds(BaseModel):
 _BOUND_ENV = {f"KYMA_MAX_{name.upper()}": name for name in Bounds.model_fields}
 
 
+class Timing(BaseModel):
+    """How long kyma-mcp pauses between retries and between status checks.
+
+    Internal tuning, so no environment variable sets it: the defaults are the production schedule.
+    Tests shorten it with `Settings(timing=Timing(...))` instead of patching module constants.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backoff_base_seconds: float = Field(default=0.5, ge=0)
+    """The first retry's pause; it doubles with each retry, minus up to 25% jitter."""
+    backoff_max_seconds: float = Field(default=8.0, ge=0)
+    """The longest pause between retries (a longer Retry-After from Kyma is still honoured)."""
+    job_poll_seconds: tuple[Annotated[float, Field(ge=0)], ...] = Field(default=(1.0, 1.0, 1.5, 1.5, 2.0), min_length=1)
+    """Pause before each image job status check; the last one repeats (Kyma asks for a poll every 1-2 s)."""
+    limits_retry_seconds: float = Field(default=30.0, ge=0)
+    """A failed read of `/auth/limits` is retried after this long, doubling up to the refresh interval;
+    also the shortest time between a read and the re-read a 429 asks for."""
+    turn_wait_seconds: float = Field(default=0.1, gt=0)
+    """Pause between checks while a conversation's previous turn is still in flight."""
+
+
 class Settings(BaseModel):
     """Everything kyma-mcp reads from its environment, validated, frozen.
 
@@ -95,6 +117,7 @@ class Settings(BaseModel):
     mcp_stateless: bool = False
     """Streamable HTTP without sessions (KYMA_MCP_STATELESS), for replicas behind a load balancer."""
     bounds: Bounds = Bounds()
+    timing: Timing = Timing()
     image_dirs: tuple[Path, ...] | None = None
     """Folders chat's `images` may read local files from (KYMA_IMAGE_DIRS). None: the transport's
     default (stdio: home and the temp folder; HTTP: none). Use `allowed_image_dirs()`."""

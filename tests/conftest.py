@@ -9,7 +9,7 @@ from mcp import Client
 
 from kyma_mcp.emulator import EmulatorHandle, running_emulator
 from kyma_mcp.server import build_server
-from kyma_mcp.settings import Settings
+from kyma_mcp.settings import Settings, Timing
 
 TEST_KEY = "ky-test-0123456789abcdef"
 
@@ -34,8 +34,14 @@ def emulator(shared_emulator: EmulatorHandle) -> EmulatorHandle:
     return shared_emulator
 
 
+FAST_TIMING = Timing(backoff_base_seconds=0, backoff_max_seconds=0, job_poll_seconds=(0.05,), turn_wait_seconds=0.01)
+"""No retry backoff, a job poll every 50 ms (the emulator's quick jobs take 100 ms), quick turn waits:
+a test waits only as long as what it watches. The production schedule is `Timing()`."""
+
+
 def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:
-    return Settings.model_validate({"api_key": TEST_KEY, "base_url": emulator.base_url} | overrides)
+    defaults: dict[str, Any] = {"api_key": TEST_KEY, "base_url": emulator.base_url, "timing": FAST_TIMING}
+    return Settings.model_validate(defaults | overrides)
 
 
 @pytest.fixture(params=["auto", "legacy"])

@@ -18,10 +18,9 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from kyma_mcp.images import jobs as image_jobs
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Bounds, ConfigError, Settings
-from tests.conftest import TEST_KEY
+from tests.conftest import FAST_TIMING, TEST_KEY
 from tests.results import error_text, structured, text_of
 from tests.test_images import names_in
 
@@ -64,7 +63,8 @@ def fake_kyma(routes: dict[str, Handler]) -> httpx2.MockTransport:
 
 
 def client_for(routes: dict[str, Handler], **settings: Any) -> Client:
-    config = Settings.model_validate({"api_key": TEST_KEY, "base_url": "https://kyma.test/v1"} | settings)
+    defaults: dict[str, Any] = {"api_key": TEST_KEY, "base_url": "https://kyma.test/v1", "timing": FAST_TIMING}
+    config = Settings.model_validate(defaults | settings)
     return Client(build_server(config, transport=fake_kyma(routes)))
 
 
@@ -177,8 +177,7 @@ def image_job_routes(urls: list[str], files: dict[str, bytes]) -> dict[str, Hand
     return {"images/generations": lambda _: httpx2.Response(202, json=job), **downloads}
 
 
-async def test_an_n1_job_listing_twenty_outputs_keeps_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.01,))
+async def test_an_n1_job_listing_twenty_outputs_keeps_one(tmp_path: Path) -> None:
     small = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(small, "PNG")
     urls = [f"https://cdn.test/{index}.png" for index in range(20)]
@@ -201,7 +200,6 @@ async def test_an_image_over_the_pixel_bound_is_saved_without_decoding_it(
 ) -> None:
     from PIL import Image as PILImage
 
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.01,))
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", PILImage.MAX_IMAGE_PIXELS)
     bomb = png(4000, 4000)  # 16 MP in 20 kB
     routes = image_job_routes(["https://cdn.test/bomb.png"], {"https://cdn.test/bomb.png": bomb})
@@ -215,10 +213,7 @@ async def test_an_image_over_the_pixel_bound_is_saved_without_decoding_it(
     assert await anyio.Path(structured(result)["images"][0]["file"]).read_bytes() == bomb
 
 
-async def test_a_download_that_is_not_an_image_is_refused_naming_the_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.01,))
+async def test_a_download_that_is_not_an_image_is_refused_naming_the_job(tmp_path: Path) -> None:
     routes = image_job_routes(["https://cdn.test/a.png"], {"https://cdn.test/a.png": b"GIF89a but really text"})
     routes["https://cdn.test/a.png"] = lambda _: httpx2.Response(200, content=b"just text, no image")
     async with client_for(routes, output_dir=tmp_path) as client:

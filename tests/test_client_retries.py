@@ -18,19 +18,14 @@ from kyma_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from kyma_mcp.kyma import client as client_module
 from kyma_mcp.kyma.client import KymaClient, retry_after_seconds
 from kyma_mcp.settings import Settings
+from tests.conftest import FAST_TIMING
 
 pytestmark = pytest.mark.anyio
 
 Step = httpx2.Response | Exception
 STREAM_OK = 'data: {"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "BACKOFF_BASE_SECONDS", 0.0)
 
 
 class ScriptedKyma:
@@ -51,7 +46,8 @@ class ScriptedKyma:
 
 
 def make_client(kyma: Callable[[httpx2.Request], httpx2.Response], **settings: object) -> KymaClient:
-    config = Settings.model_validate({"api_key": "ky-canary-key-123456", "max_retries": 2} | settings)
+    defaults: dict[str, object] = {"api_key": "ky-canary-key-123456", "max_retries": 2, "timing": FAST_TIMING}
+    config = Settings.model_validate(defaults | settings)
     return KymaClient(config, transport=httpx2.MockTransport(kyma))
 
 

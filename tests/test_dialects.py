@@ -13,7 +13,6 @@ import anyio
 import pytest
 
 from kyma_mcp.emulator import EmulatorHandle
-from kyma_mcp.images import jobs as image_jobs
 from tests.conftest import ConnectFactory
 from tests.results import structured, text_of
 
@@ -29,10 +28,9 @@ def era() -> str:
 
 
 @pytest.fixture(params=DIALECTS)
-def dialect(request: pytest.FixtureRequest, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> str:
+def dialect(request: pytest.FixtureRequest, emulator: EmulatorHandle) -> str:
     emulator.switches.dialect = str(request.param)
     emulator.switches.image_delay_seconds = 0.1
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.05,))
     return str(request.param)
 
 

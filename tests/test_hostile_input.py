@@ -18,22 +18,18 @@ from hypothesis import strategies as st
 from kyma_mcp.catalog import Catalog
 from kyma_mcp.errors import KymaError, RateLimitedError, UpstreamUnavailableError
 from kyma_mcp.images.jobs import Job
-from kyma_mcp.kyma import client as client_module
 from kyma_mcp.kyma.client import ByteBudget, KymaClient
 from kyma_mcp.settings import Settings
+from tests.conftest import FAST_TIMING
 
 KEY = "ky-hostile-0123456789abcdef"
 Reader = Callable[[KymaClient], Awaitable[object]]
 
 
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "BACKOFF_BASE_SECONDS", 0.0)
-
-
 def client_answering(response: Callable[[], httpx2.Response], **settings: Any) -> KymaClient:
     config = Settings.model_validate(
-        {"api_key": KEY, "base_url": "https://kyma.test/v1", "max_retries": 0, "tier": 4} | settings
+        {"api_key": KEY, "base_url": "https://kyma.test/v1", "max_retries": 0, "tier": 4, "timing": FAST_TIMING}
+        | settings
     )
     return KymaClient(config, transport=httpx2.MockTransport(lambda _: response()))
 

@@ -23,7 +23,6 @@ from PIL import Image
 
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import UpstreamUnavailableError
-from kyma_mcp.images import jobs as image_jobs
 from kyma_mcp.images.files import file_stem, output_folder
 from kyma_mcp.images.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_EDGE, make_previews
 from kyma_mcp.kyma.client import ByteBudget, KymaClient
@@ -41,12 +40,6 @@ DEFAULT_PRICE = 0.054
 
 ONE_ERA = pytest.mark.parametrize("era", ["auto"])
 """For behaviour that does not depend on the protocol era: run it once, not once per era."""
-
-
-@pytest.fixture(autouse=True)
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll every 50 ms instead of Kyma's 1-2 s, so a test waits only as long as the emulated job."""
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.05,))
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,10 @@ import httpx2
 import pytest
 
 from kyma_mcp.emulator import EmulatorHandle
-from kyma_mcp.images import jobs as image_jobs
 from kyma_mcp.images.jobs import ImageJobs, Job, output_urls
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.settings import Settings
-from tests.conftest import ConnectFactory
+from tests.conftest import FAST_TIMING, ConnectFactory
 from tests.results import structured
 
 pytestmark = pytest.mark.anyio
@@ -20,8 +19,7 @@ PNG_1PX_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGMAAQAAB
 
 
 @pytest.fixture(autouse=True)
-def fast_polls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.05,))
+def private_user_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
 
 
@@ -111,7 +109,9 @@ async def test_an_unknown_status_without_output_is_unknown_not_running(tmp_path:
         polls.append(request.url.path)
         return httpx2.Response(200, json={"id": "j1", "status": "cancelling", "model": "m"})
 
-    settings = Settings.model_validate({"api_key": "ky-test-key-123456", "output_dir": str(tmp_path)})
+    settings = Settings.model_validate(
+        {"api_key": "ky-test-key-123456", "output_dir": str(tmp_path), "timing": FAST_TIMING}
+    )
     jobs = ImageJobs(KymaClient(settings, transport=httpx2.MockTransport(gateway)), settings)
 
     async def progress(message: str) -> None:

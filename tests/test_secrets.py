@@ -16,10 +16,10 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from kyma_mcp.images import jobs as image_jobs
 from kyma_mcp.redaction import install_log_redaction, scrub_bytes
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
+from tests.conftest import FAST_TIMING
 
 pytestmark = pytest.mark.anyio
 
@@ -79,8 +79,7 @@ def leaks(text: str) -> list[str]:
     return [name for name, form in FORMS.items() if form in text]
 
 
-async def test_no_channel_carries_the_key_in_any_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(image_jobs, "POLL_SECONDS", (0.01,))
+async def test_no_channel_carries_the_key_in_any_form(tmp_path: Path) -> None:
     log = io.StringIO()
     handler = logging.StreamHandler(log)
     root = logging.getLogger()
@@ -89,6 +88,7 @@ async def test_no_channel_carries_the_key_in_any_form(tmp_path: Path, monkeypatc
     root.setLevel(logging.DEBUG)
     settings = Settings.model_validate(
         {"api_key": KEY, "base_url": "https://kyma.test/v1", "max_retries": 0, "output_dir": tmp_path}
+        | {"timing": FAST_TIMING}
     )
     try:
         install_log_redaction(settings.secrets)

@@ -7,12 +7,11 @@ import httpx2
 import pytest
 
 from kyma_mcp.errors import RateLimitedError
-from kyma_mcp.kyma import client as client_module
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.kyma.pacing import JobSlots
 from kyma_mcp.kyma.tiers import account_limits, bundled_tiers, exhausted_for, header_limits, resolve_tier
 from kyma_mcp.limits import shape_limits
-from kyma_mcp.settings import Settings
+from kyma_mcp.settings import Settings, Timing
 from kyma_mcp.usage import SessionUsage
 
 pytestmark = pytest.mark.anyio
@@ -110,10 +109,9 @@ async def test_sixty_calls_on_tier_2_by_rpm_limit_are_all_sent() -> None:
     assert client.limits.per_model_rpm == 80
 
 
-async def test_a_failed_first_read_does_not_pin_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "LIMITS_RETRY_SECONDS", 0.0)
+async def test_a_failed_first_read_does_not_pin_the_limits() -> None:
     gateway = Gateway(503)
-    client = make_client(gateway)
+    client = make_client(gateway, timing=Timing(limits_retry_seconds=0))
     await chat(client)
     assert client.limits.rpm is None
 
@@ -123,8 +121,7 @@ async def test_a_failed_first_read_does_not_pin_the_limits(monkeypatch: pytest.M
     assert (client.limits.tier, client.limits.rpm) == (2, 120)
 
 
-async def test_a_429_makes_the_limits_be_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "LIMITS_RETRY_SECONDS", 0.0)
+async def test_a_429_makes_the_limits_be_read_again() -> None:
     answers = iter([httpx2.Response(429, json={"error": {"message": "slow down"}}, headers={"Retry-After": "0"})])
     gateway = Gateway(DOCUMENTED_LIMITS)
 
@@ -133,7 +130,7 @@ async def test_a_429_makes_the_limits_be_read_again(monkeypatch: pytest.MonkeyPa
             return next(answers, None) or gateway(request)
         return gateway(request)
 
-    client = make_client(handler, max_retries=1)
+    client = make_client(handler, max_retries=1, timing=Timing(limits_retry_seconds=0))
     await chat(client)
     await chat(client)
 

@@ -60,8 +60,6 @@ from kyma_mcp.settings import Bounds, Settings
 from kyma_mcp.store.records import ImageJob
 from kyma_mcp.vision import image_mime_type
 
-POLL_SECONDS = (1.0, 1.0, 1.5, 1.5, 2.0)
-"""Pause before each status check; the last one repeats (Kyma asks for a poll every 1-2 s)."""
 FAILED_STATUSES = frozenset({"failed", "refunded", "expired", "cancelled", "canceled", "error"})
 """Kyma documents failed, refunded and expired; the others are what other gateways say."""
 SUCCEEDED_STATUSES = frozenset({"succeeded", "completed", "complete", "success", "done"})
@@ -289,6 +287,7 @@ class ImageJobs:
         # Delivery stops this long before the deadline, so a late result is still returned, not cut off.
         self._margin_seconds = min(1.0, 0.1 * settings.tool_timeout_seconds)
         self._bounds = settings.bounds
+        self._poll_seconds = settings.timing.job_poll_seconds
         self._prompts: dict[str, str] = {}
         self._asked: dict[str, int] = {}
         self._counted: dict[str, None] = {}
@@ -462,7 +461,7 @@ class ImageJobs:
         trouble: KymaError | None = None
         started = anyio.current_time()
         lagging_since: float | None = None
-        pauses = itertools.chain(POLL_SECONDS, itertools.repeat(POLL_SECONDS[-1]))
+        pauses = itertools.chain(self._poll_seconds, itertools.repeat(self._poll_seconds[-1]))
         with anyio.move_on_at(until):
             while not job.finished:
                 if job.state == "succeeded":  # without its URLs: replica lag, waited out for a bounded time

@@ -51,7 +51,7 @@ from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
 from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, objects, parse
 from kyma_mcp.progress import report_wait
-from kyma_mcp.settings import Bounds, Settings
+from kyma_mcp.settings import Bounds, Settings, Timing
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_DOWNLOAD_REDIRECTS = 3
@@ -410,7 +410,8 @@ class KymaClient:
                     await response.aclose()
                     raise self._redirect_error(response)
                 failure = await self._status_failure(response, model_id, not_found)
-            wait = failure.retry_after if failure.retry_after is not None else _backoff_seconds(retried)
+            hinted = failure.retry_after
+            wait = hinted if hinted is not None else _backoff_seconds(retried, self._settings.timing)
             out_of_tries = retried >= self._settings.max_retries or wait > MAX_RETRY_AFTER_SECONDS
             if not failure.retryable or out_of_tries or anyio.current_time() + wait > deadline:
                 raise failure.describe(retried, wait if failure.retryable else failure.retry_after)
@@ -483,13 +484,13 @@ class KymaClient:
                     await self.get_auth_limits()
             except (KymaError, TimeoutError):
                 self._limits_failures += 1
-                backoff = LIMITS_RETRY_SECONDS * 2 ** (self._limits_failures - 1)
+                backoff = self._settings.timing.limits_retry_seconds * 2 ** (self._limits_failures - 1)
                 self._limits_due = anyio.current_time() + min(backoff, LIMITS_REFRESH_SECONDS)
 
     def _limits_stale(self) -> None:
-        """After a 429: read the limits again at the next call, but not sooner than `LIMITS_RETRY_SECONDS`
-        after the last read."""
-        earliest = (self._limits_read_at or 0.0) + LIMITS_RETRY_SECONDS
+        """After a 429: read the limits again at the next call, but not sooner than
+        `timing.limits_retry_seconds` after the last read."""
+        earliest = (self._limits_read_at or 0.0) + self._settings.timing.limits_retry_seconds
         self._limits_due = min(self._limits_due, max(earliest, anyio.current_time()))
 
     def _read_rate_headers(self, headers: Mapping[str, str]) -> None:
@@ -503,8 +504,6 @@ class KymaClient:
 
 LIMITS_REFRESH_SECONDS = 300.0
 """Known limits are re-read this often, so a tier bought mid-session is picked up."""
-LIMITS_RETRY_SECONDS = 30.0
-"""A failed read of the limits is retried after this long, doubling up to `LIMITS_REFRESH_SECONDS`."""
 LIMITS_READ_TIMEOUT_SECONDS = 5.0
 
 
@@ -528,13 +527,10 @@ class _Failure:
         return self.describe(0, None).word
 
 
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 8.0
-
-
-def _backoff_seconds(retried: int) -> float:
-    """0.5 s doubling to 8 s, minus up to 25% jitter (the openai/anthropic SDK schedule)."""
-    return min(BACKOFF_BASE_SECONDS * 2**retried, BACKOFF_MAX_SECONDS) * (1 - 0.25 * random.random())
+def _backoff_seconds(retried: int, timing: Timing) -> float:
+    """0.5 s doubling to 8 s by default, minus up to 25% jitter (the openai/anthropic SDK schedule)."""
+    base, most = timing.backoff_base_seconds, timing.backoff_max_seconds
+    return min(base * 2**retried, most) * (1 - 0.25 * random.random())
 
 
 MAX_RETRY_AFTER_HINT_SECONDS = 86_400.0

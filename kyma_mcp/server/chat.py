@@ -117,6 +117,7 @@ async def chat(
                 lease_seconds=state.settings.tool_timeout_seconds,
                 progress=progress,
                 conversation_days=state.settings.conversation_days,
+                wait_seconds=state.settings.timing.turn_wait_seconds,
             )
         info = view.find(model_id) if view is not None else None
         allowance = min(
