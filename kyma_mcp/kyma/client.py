@@ -10,7 +10,7 @@ import math
 import random
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote, urlsplit
@@ -47,6 +47,7 @@ from kyma_mcp.errors import (
     too_many_redirects_error,
     unreachable_error,
 )
+from kyma_mcp.kyma.decoding import ACCEPT_ENCODING, decoded
 from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
 from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, objects, parse
@@ -139,20 +140,21 @@ class ChatStream:
     async def _lines(self) -> AsyncGenerator[str]:
         """The stream's lines, each at most `Bounds.sse_line_bytes`; ends early at `Bounds.stream_bytes`."""
         pending = bytearray()
-        async for data in self._response.aiter_bytes():
-            self.bytes_read += len(data)
-            if self.bytes_read > self._bounds.stream_bytes:
-                self.cut = True
-                return
-            scan_from = len(pending)
-            pending += data
-            start = 0
-            while (end := pending.find(b"\n", scan_from)) >= 0:
-                yield pending[start:end].rstrip(b"\r").decode("utf-8", "replace")
-                start = scan_from = end + 1
-            del pending[:start]
-            if len(pending) > self._bounds.sse_line_bytes:
-                raise stream_line_too_long_error(self._bounds.sse_line_bytes)
+        async with aclosing(decoded(self._response)) as pieces:
+            async for data in pieces:
+                self.bytes_read += len(data)
+                if self.bytes_read > self._bounds.stream_bytes:
+                    self.cut = True
+                    return
+                scan_from = len(pending)
+                pending += data
+                start = 0
+                while (end := pending.find(b"\n", scan_from)) >= 0:
+                    yield pending[start:end].rstrip(b"\r").decode("utf-8", "replace")
+                    start = scan_from = end + 1
+                del pending[:start]
+                if len(pending) > self._bounds.sse_line_bytes:
+                    raise stream_line_too_long_error(self._bounds.sse_line_bytes)
         if pending:
             yield pending.decode("utf-8", "replace")
 
@@ -192,7 +194,11 @@ class KymaClient:
             transport=self._transport,
             timeout=httpx2.Timeout(self._settings.tool_timeout_seconds, connect=_CONNECT_TIMEOUT_SECONDS),
             limits=httpx2.Limits(max_connections=200, max_keepalive_connections=50),
-            headers={"User-Agent": f"kyma-mcp/{__version__}", "X-Kyma-SDK": f"kyma-mcp/{__version__}"},
+            headers={
+                "User-Agent": f"kyma-mcp/{__version__}",
+                "X-Kyma-SDK": f"kyma-mcp/{__version__}",
+                "Accept-Encoding": ACCEPT_ENCODING,  # only what `decoded` inflates, in bounded pieces
+            },
         )
 
     async def aclose(self) -> None:
@@ -633,15 +639,16 @@ async def _read_capped(response: httpx2.Response, max_bytes: int, budget: ByteBu
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if budget is not None:
-            budget.left -= len(chunk)
-            if budget.left < 0:
-                raise over_budget
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
+    async with aclosing(decoded(response)) as pieces:
+        async for chunk in pieces:
+            size += len(chunk)
+            if budget is not None:
+                budget.left -= len(chunk)
+                if budget.left < 0:
+                    raise over_budget
+            if size > max_bytes:
+                raise too_large
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -649,9 +656,10 @@ async def _read_prefix(response: httpx2.Response, max_bytes: int) -> bytes:
     """At most the first `max_bytes` of a streamed body (an error's text: the rest is not needed)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk[: max_bytes - size])
-        size += len(chunks[-1])
-        if size >= max_bytes:
-            break
+    async with aclosing(decoded(response)) as pieces:
+        async for chunk in pieces:
+            chunks.append(chunk[: max_bytes - size])
+            size += len(chunks[-1])
+            if size >= max_bytes:
+                break
     return b"".join(chunks)
