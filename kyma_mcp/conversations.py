@@ -33,6 +33,7 @@ from typing import cast
 
 import anyio
 
+from kyma_mcp.catalog import ModelInfo
 from kyma_mcp.chat import ChatResult
 from kyma_mcp.errors import KymaError, messages_and_conversation_error, unknown_conversation_error
 from kyma_mcp.kyma.wire import JSONObject, objects
@@ -188,6 +189,39 @@ def fit_history(
         used += cost
     wire = head + [message for messages in reversed(kept) for message in messages] + list(current)
     return Fitted(wire, used, len(turns) - len(kept))
+
+
+def fit_to_model(
+    model: ModelInfo | None,
+    *,
+    system: str | None,
+    earlier: Sequence[Turn],
+    current: Sequence[JSONObject],
+    max_tokens: int | None,
+) -> Fitted:
+    """`fit_history` for `model` (None: not in the catalog, nothing is left out), leaving room for its reply."""
+    allowance = min(max_tokens or DEFAULT_OUTPUT_ALLOWANCE, (model and model.max_output_tokens) or 1 << 30)
+    return fit_history(
+        system=system,
+        earlier=earlier,
+        current=current,
+        context_window=model.context_window if model else None,
+        output_allowance=allowance,
+    )
+
+
+async def read_thread(
+    store: Store, conversation_id: str, system: str | None, *, conversation_days: int
+) -> tuple[str | None, list[Turn]]:
+    """A thread's system message (unless `system` replaces it) and turns, read only.
+
+    Raises:
+        InvalidRequestError: no such conversation.
+    """
+    found = await store.conversation(conversation_id)
+    if found is None:
+        raise unknown_conversation_error(conversation_id, conversation_days)
+    return (system if system is not None else found.system), await store.turns(conversation_id)
 
 
 def left_out_note(left_out: int, model_id: str, context_window: int | None, conversation_id: str) -> str:

@@ -187,6 +187,25 @@ def budget_crossed_error(
     )
 
 
+def confirmation_needed_error(
+    estimate: str, threshold: str, token: str, minutes: int, *, stale: bool
+) -> BudgetExceededError:
+    """A call above KYMA_CONFIRM_ABOVE_USD from a client that cannot be asked: the agent asks, then confirms."""
+    again = "That confirm token is unknown, used, expired or for other arguments. " if stale else ""
+    return BudgetExceededError(
+        f"{again}This call's estimate is above KYMA_CONFIRM_ABOVE_USD {threshold}: {estimate}. Nothing was sent. "
+        f'Ask the user; if they agree, call again with the same arguments and confirm="{token}" '
+        f"(good once, for {minutes} min)."
+    )
+
+
+def user_declined_error(estimate: str, threshold: str) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"Nothing was sent: the user declined this call ({estimate}; above KYMA_CONFIRM_ABOVE_USD {threshold}). "
+        "Ask them before trying again, or use a cheaper model or fewer tokens (dry_run shows the estimate)."
+    )
+
+
 def over_cap_error(whose: str, cap: str, estimate: str, options: Sequence[str]) -> BudgetExceededError:
     """`whose` estimate ("This call's") is over max_cost_usd `cap`; `options` are what would fit instead."""
     fits = (

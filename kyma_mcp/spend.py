@@ -42,14 +42,15 @@ class Quote(BaseModel):
     cost_usd: float | None
     price_source: str
 
-    def text(self) -> str:
-        """`model: ~N input + M output tokens at $a/$b per 1M (catalog, live) ≈ $c`."""
+    def text(self, *, source: bool = True) -> str:
+        """`model: ~N input + M output tokens, ≈ $c (catalog, live)`; `source=False` leaves out where the
+        price came from (live or cached, which may change between two readings of one call)."""
         if self.images is not None:
             what = f"{self.images} image{'s' if self.images != 1 else ''}"
         else:
             what = f"~{self.input_tokens or 0:,} input + {self.output_tokens or 0:,} output tokens"
         cost = f"≈ {usd(self.cost_usd)}" if self.cost_usd is not None else "price unknown"
-        return f"{self.model}: {what}, {cost} ({self.price_source})"
+        return f"{self.model}: {what}, {cost}" + (f" ({self.price_source})" if source else "")
 
 
 def usd(amount: float | None) -> str:

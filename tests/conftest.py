@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.client.session import ElicitationFnT
 
 from kyma_mcp.emulator import EmulatorHandle, running_emulator
 from kyma_mcp.server import build_server
@@ -52,11 +53,13 @@ def era(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def connect(emulator: EmulatorHandle, era: str) -> ConnectFactory:
-    """`connect(**settings)` → an in-memory MCP client of a fresh server pointed at the emulator."""
+    """`connect(**settings)` → an in-memory MCP client of a fresh server pointed at the emulator;
+    `elicitation_callback` makes the client declare (and answer) elicitation."""
 
-    def factory(**overrides: Any) -> Client:
+    def factory(*, elicitation_callback: ElicitationFnT | None = None, **overrides: Any) -> Client:
         server = build_server(emulator_settings(emulator, **overrides))
-        return Client(server) if era == "auto" else Client(server, mode="legacy")
+        mode = "auto" if era == "auto" else "legacy"
+        return Client(server, mode=mode, elicitation_callback=elicitation_callback)
 
     return factory
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, get_args
 
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field, WithJsonSchema
 
@@ -19,20 +20,23 @@ from kyma_mcp.chat import (
     json_argument,
     stream_reply,
 )
+from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server.context import (
     BILLED,
     AppContext,
     AppState,
+    ConfirmToken,
     DryRun,
     MaxCost,
     ModelId,
     ToolSpec,
+    confirming,
     dry_run_result,
     progress_of,
     tool_errors,
 )
-from kyma_mcp.spend import Plan, plan_chat
+from kyma_mcp.spend import Plan, Quote, plan_chat
 from kyma_mcp.store import Store
 from kyma_mcp.store.records import Turn
 from kyma_mcp.vision import to_image_urls
@@ -55,8 +59,65 @@ AS_TEXT_OR_NULL = WithJsonSchema({"type": ["string", "null"]})
 describe an open object. The server also takes the objects themselves (`chat.json_argument`)."""
 
 
+async def _consent(
+    ctx: AppContext,
+    prompt: str | None,
+    messages: list[ChatMessage] | None,
+    conversation_id: str | None,
+    model: str | None,
+    system: str | None,
+    images: list[str] | None,
+    max_tokens: int | None,
+    max_cost_usd: float | None,
+    dry_run: bool,
+    confirm: str | None,
+) -> Elicit[SpendConfirmation] | Consent:
+    """Before the body runs: ask the user when this chat's estimate is above KYMA_CONFIRM_ABOVE_USD."""
+    state = ctx.request_context.lifespan_context
+
+    async def estimate() -> Quote | None:
+        model_id = model or state.settings.default_model
+        # Images count a fixed number of tokens each: their sources stand in for the files.
+        current = build_messages(prompt=prompt, messages=messages, system=None, image_urls=list(images or ()))
+        thread_system, earlier = system, []
+        if conversation_id is not None:
+            thread_system, earlier = await conversations.read_thread(
+                await state.store.get(), conversation_id, system, conversation_days=state.settings.conversation_days
+            )
+        view = await state.catalog.view()
+        fitted = conversations.fit_to_model(
+            view.find(model_id), system=thread_system, earlier=earlier, current=current, max_tokens=max_tokens
+        )
+        plan = await _plan(state, model_id, fitted.messages, max_tokens, max_cost_usd)
+        return plan.quote
+
+    return await ask(
+        ctx,
+        "chat",
+        threshold=state.settings.confirm_above_usd,
+        cap=max_cost_usd,
+        skip=dry_run or confirm is not None,
+        estimate=estimate,
+        answer_seconds=state.settings.tool_timeout_seconds,
+    )
+
+
+async def _plan(state: AppState, model_id: str, messages: list[Any], max_tokens: int | None, cap: float | None) -> Plan:
+    return await plan_chat(
+        state.catalog,
+        model_id,
+        messages,
+        max_tokens=max_tokens,
+        cap=cap,
+        needs_vision=has_images(messages),
+        allow_unpriced=state.settings.allow_unpriced,
+        budgeted=state.budget.active,
+    )
+
+
 async def chat(
     ctx: AppContext,
+    consent: Annotated[ConsentOutcome, Resolve(_consent)],
     prompt: Annotated[str | None, Field(max_length=400_000, description="The user message")] = None,
     messages: Annotated[
         list[ChatMessage] | None,
@@ -68,13 +129,13 @@ async def chat(
     ] = None,
     model: Annotated[ModelId | None, Field(description="Model id or alias")] = None,
     system: Annotated[str | None, Field(max_length=100_000)] = None,
-    images: Annotated[list[str] | None, Field(max_length=8, description="Paths or URLs, for vision models")] = None,
+    images: Annotated[list[str] | None, Field(max_length=8, description="Paths or URLs")] = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None,
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
     top_p: Annotated[float | None, Field(ge=0, le=1)] = None,
     stop: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None, Field(max_length=4)] = None,
     response_format: Annotated[
-        str | dict[str, Any], Field(description="text, json_object, or a json_schema object as JSON"), AS_TEXT
+        str | dict[str, Any], Field(description="text, json_object, or json_schema as JSON"), AS_TEXT
     ] = "text",
     reasoning_effort: Annotated[str | None, Field(max_length=100, description="e.g. low, medium, high")] = None,
     tools: Annotated[
@@ -85,6 +146,7 @@ async def chat(
     ] = None,
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
+    confirm: ConfirmToken = None,
 ) -> Annotated[CallToolResult, ChatResult]:
     """Ask a Kyma model: a second opinion, cheaper bulk work, reasoning, or reading images (vision models).
 
@@ -120,30 +182,18 @@ async def chat(
                 wait_seconds=state.settings.timing.turn_wait_seconds,
             )
         info = view.find(model_id) if view is not None else None
-        allowance = min(
-            max_tokens or conversations.DEFAULT_OUTPUT_ALLOWANCE, (info and info.max_output_tokens) or 1 << 30
-        )
         window = info.context_window if info else None
-        fitted = conversations.fit_history(
+        fitted = conversations.fit_to_model(
+            info,
             system=turn.system if turn else system,
             earlier=turn.earlier if turn else earlier,
             current=current,
-            context_window=window,
-            output_allowance=allowance,
+            max_tokens=max_tokens,
         )
         try:
             plan = Plan(None, max_tokens)
-            if max_cost_usd is not None or dry_run or state.budget.active:
-                plan = await plan_chat(
-                    state.catalog,
-                    model_id,
-                    fitted.messages,
-                    max_tokens=max_tokens,
-                    cap=max_cost_usd,
-                    needs_vision=has_images(fitted.messages),
-                    allow_unpriced=state.settings.allow_unpriced,
-                    budgeted=state.budget.active,
-                )
+            if max_cost_usd is not None or dry_run or state.budget.active or confirming(state):
+                plan = await _plan(state, model_id, fitted.messages, max_tokens, max_cost_usd)
             if dry_run and plan.quote is not None:
                 return dry_run_result(ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes)
             payload = build_payload(
@@ -157,6 +207,13 @@ async def chat(
                 reasoning_effort=reasoning_effort,
                 tools=json_argument("tools", tools),
                 tool_choice=json_argument("tool_choice", tool_choice),
+            )
+            state.confirmations.check(
+                consent,
+                plan.quote,
+                threshold=state.settings.confirm_above_usd,
+                call=fingerprint("chat", payload),
+                token=confirm,
             )
             estimate = plan.quote.cost_usd if plan.quote is not None else None
             async with state.budget.reserved("chat", estimate or 0.0) as held:

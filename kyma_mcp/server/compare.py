@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
@@ -12,7 +14,8 @@ from kyma_mcp import compare as fanout
 from kyma_mcp import conversations
 from kyma_mcp.catalog import CatalogView
 from kyma_mcp.chat import ChatResult, build_messages, build_payload, has_images, stream_reply
-from kyma_mcp.errors import KymaError, too_few_models_error, unknown_conversation_error
+from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
+from kyma_mcp.errors import KymaError, too_few_models_error
 from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.limits import request_caps
@@ -22,7 +25,9 @@ from kyma_mcp.server.context import (
     BILLED,
     AppContext,
     AppState,
+    ConfirmToken,
     DryRun,
+    MaxCost,
     ModelId,
     ToolSpec,
     dry_run_result,
@@ -33,8 +38,106 @@ from kyma_mcp.spend import Quote, quote_chat
 from kyma_mcp.store.records import Turn
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """The fan-out as it will be sent: each model's plan (or refusal), the judge's quote, the question."""
+
+    entrants: list[fanout.Entrant]
+    judge: Quote | None
+    current: list[JSONObject]
+
+    def quote(self) -> Quote:
+        """The whole call's estimate: every model that will be sent, and the judge."""
+        quotes = [e.plan.quote for e in self.entrants if e.plan is not None and e.plan.quote is not None]
+        quotes += [self.judge] if self.judge is not None else []
+        priced = [q.cost_usd for q in quotes if q.cost_usd is not None]
+        return Quote(
+            model=" + ".join(q.model for q in quotes),
+            input_tokens=sum(q.input_tokens or 0 for q in quotes),
+            output_tokens=sum(q.output_tokens or 0 for q in quotes),
+            cost_usd=sum(priced) if priced else None,
+            price_source=quotes[0].price_source if quotes else "catalog",
+        )
+
+    def request(self, max_tokens: int | None, judge_model: str | None) -> object:
+        """What the call sends, for its fingerprint."""
+        sent = [(e.model, e.messages, e.plan.max_tokens) for e in self.entrants if e.plan is not None]
+        return [sent, max_tokens, judge_model]
+
+
+async def _plan(
+    state: AppState,
+    prompt: str,
+    models: list[str] | None,
+    system: str | None,
+    max_tokens: int | None,
+    max_cost_usd: float | None,
+    conversation_id: str | None,
+    judge_model: str | None,
+) -> _Planned:
+    """Choose the models, read the thread, and quote and fit every model's request to its share of the cap.
+
+    Raises:
+        InvalidRequestError: fewer than two models, or no such conversation.
+        StoreUnavailableError: a thread was named and the store cannot be used.
+    """
+    current = build_messages(prompt=prompt, messages=None, system=None, image_urls=())
+    view = await state.catalog.view()
+    chosen = _models(models, current, view, state)
+    system, earlier = await _thread(state, conversation_id, system)
+    messages_for = [
+        conversations.fit_to_model(
+            view.find(model), system=system, earlier=earlier, current=current, max_tokens=max_tokens
+        ).messages
+        for model in chosen
+    ]
+    judge = _judge_quote(view, judge_model, current, chosen, max_tokens)
+    entrants = fanout.plan_entrants(
+        view,
+        chosen,
+        messages_for,
+        max_tokens=max_tokens,
+        cap=max_cost_usd,
+        needs_vision=has_images(current),
+        allow_unpriced=state.settings.allow_unpriced,
+        extra=[judge] if judge is not None else [],
+    )
+    return _Planned(entrants, judge, current)
+
+
+async def _consent(
+    ctx: AppContext,
+    prompt: str,
+    models: list[str] | None,
+    system: str | None,
+    max_tokens: int | None,
+    max_cost_usd: float | None,
+    conversation_id: str | None,
+    judge_model: str | None,
+    dry_run: bool,
+    confirm: str | None,
+) -> Elicit[SpendConfirmation] | Consent:
+    """Before the body runs: ask the user when the whole fan-out's estimate is above KYMA_CONFIRM_ABOVE_USD."""
+    state = ctx.request_context.lifespan_context
+
+    async def estimate() -> Quote:
+        planned = await _plan(state, prompt, models, system, max_tokens, max_cost_usd, conversation_id, judge_model)
+        return planned.quote()
+
+    return await ask(
+        ctx,
+        "compare",
+        threshold=state.settings.confirm_above_usd,
+        cap=max_cost_usd,
+        skip=dry_run or confirm is not None,
+        estimate=estimate,
+        answer_seconds=state.settings.tool_timeout_seconds,
+    )
+
+
 async def compare(
     ctx: AppContext,
+    consent: Annotated[ConsentOutcome, Resolve(_consent)],
     prompt: Annotated[str, Field(min_length=1, max_length=400_000, description="The question")],
     models: Annotated[
         list[ModelId] | None,
@@ -42,12 +145,13 @@ async def compare(
     ] = None,
     system: Annotated[str | None, Field(max_length=100_000)] = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None,
-    max_cost_usd: Annotated[float | None, Field(gt=0, le=10_000, description="USD cap, all models")] = None,
+    max_cost_usd: MaxCost = None,
     conversation_id: Annotated[
         str | None, Field(pattern=conversations.CONVERSATION_ID_PATTERN, description="Ask about a thread")
     ] = None,
-    judge_model: Annotated[ModelId | None, Field(description="Sums up the answers")] = None,
+    judge_model: Annotated[ModelId | None, Field(description="Summarises")] = None,
     dry_run: DryRun = False,
+    confirm: ConfirmToken = None,
 ) -> Annotated[CallToolResult, fanout.CompareResult]:
     """Ask 2-5 models one question at once; compare answers, cost and speed.
 
@@ -58,26 +162,18 @@ async def compare(
     state = ctx.request_context.lifespan_context
     progress = progress_of(ctx)
     async with tool_errors(state, "compare", progress) as deadline_at:
-        current = build_messages(prompt=prompt, messages=None, system=None, image_urls=())
-        view = await state.catalog.view()
-        chosen = _models(models, current, view, state)
-        system, earlier = await _thread(state, conversation_id, system)
-        messages_for = [_messages(view, model, system, earlier, current, max_tokens) for model in chosen]
-        judge = _judge_quote(view, judge_model, current, chosen, max_tokens)
-        entrants = fanout.plan_entrants(
-            view,
-            chosen,
-            messages_for,
-            max_tokens=max_tokens,
-            cap=max_cost_usd,
-            needs_vision=has_images(current),
-            allow_unpriced=state.settings.allow_unpriced,
-            extra=[judge] if judge is not None else [],
-        )
+        planned = await _plan(state, prompt, models, system, max_tokens, max_cost_usd, conversation_id, judge_model)
+        entrants, judge, current = planned.entrants, planned.judge, planned.current
         if dry_run:
             return _dry_run(entrants, judge)
-        planned = [e.plan.quote for e in entrants if e.plan is not None and e.plan.quote is not None]
-        estimate = sum(q.cost_usd or 0 for q in [*planned, *([judge] if judge else [])])
+        state.confirmations.check(
+            consent,
+            planned.quote(),
+            threshold=state.settings.confirm_above_usd,
+            call=fingerprint("compare", planned.request(max_tokens, judge_model)),
+            token=confirm,
+        )
+        estimate = planned.quote().cost_usd or 0.0
         async with state.budget.reserved("compare", estimate) as held:
             sections, failures = await fanout.run_entrants(
                 state.client,
@@ -138,31 +234,9 @@ async def _thread(state: AppState, conversation_id: str | None, system: str | No
     """
     if conversation_id is None:
         return system, []
-    store = await state.store.get()
-    found = await store.conversation(conversation_id)
-    if found is None:
-        raise unknown_conversation_error(conversation_id, state.settings.conversation_days)
-    return (system if system is not None else found.system), await store.turns(conversation_id)
-
-
-def _messages(
-    view: CatalogView,
-    model: str,
-    system: str | None,
-    earlier: list[Turn],
-    current: list[JSONObject],
-    max_tokens: int | None,
-) -> list[JSONObject]:
-    """What `model` is sent: the thread's history fitted to its context window, then the question."""
-    info = view.find(model)
-    allowance = min(max_tokens or conversations.DEFAULT_OUTPUT_ALLOWANCE, (info and info.max_output_tokens) or 1 << 30)
-    return conversations.fit_history(
-        system=system,
-        earlier=earlier,
-        current=current,
-        context_window=info.context_window if info else None,
-        output_allowance=allowance,
-    ).messages
+    return await conversations.read_thread(
+        await state.store.get(), conversation_id, system, conversation_days=state.settings.conversation_days
+    )
 
 
 def _judge_quote(

@@ -15,10 +15,11 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from kyma_mcp.budget import Budget
 from kyma_mcp.catalog import Catalog
+from kyma_mcp.confirm import Confirmations
 from kyma_mcp.errors import KymaError, deadline_error, redact
 from kyma_mcp.images.jobs import ImageJobs
 from kyma_mcp.images.journal import JobJournal
@@ -35,8 +36,11 @@ BILLED = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 and hints cannot depend on arguments); the rest only read."""
 
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
-MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap")]
+MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap"), WithJsonSchema({"type": "number"})]
 DryRun = Annotated[bool, Field(description="Estimate only")]
+ConfirmToken = Annotated[str | None, Field(max_length=64), WithJsonSchema({"type": "string"})]
+"""The token a refusal above KYMA_CONFIRM_ABOVE_USD hands out (see `confirm`); the refusal explains it,
+so the schema spends no description on it. Optional arguments declared without `null` save context."""
 
 
 @dataclass
@@ -52,6 +56,8 @@ class AppState:
     """Threads, ledger and job journal; opened on the first call that needs it."""
     budget: Budget
     """KYMA_BUDGET_USD, kept in the store's spend ledger."""
+    confirmations: Confirmations
+    """KYMA_CONFIRM_ABOVE_USD's outstanding `confirm` tokens."""
 
 
 AppContext = Context[AppState]
@@ -111,6 +117,7 @@ class SharedState:
                 ImageJobs(client, self._settings, JobJournal(store)),
                 store,
                 Budget(self._settings, store),
+                Confirmations(),
             )
         state = self._state
         self._users += 1
@@ -130,6 +137,11 @@ def dry_run_result(result: BaseModel, quotes: Sequence[Quote], notes: Sequence[s
         content=[TextContent(type="text", text=dry_run_text(quotes, notes))],
         structured_content=result.model_dump(mode="json"),
     )
+
+
+def confirming(state: AppState) -> bool:
+    """Whether calls are quoted for KYMA_CONFIRM_ABOVE_USD."""
+    return state.settings.confirm_above_usd is not None
 
 
 def progress_of(ctx: AppContext) -> Progress:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
+from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.images.jobs import (
     Delivery,
     IdempotencyKey,
@@ -20,32 +23,66 @@ from kyma_mcp.server.context import (
     BILLED,
     READ_ONLY,
     AppContext,
+    ConfirmToken,
     DryRun,
     MaxCost,
     ModelId,
     ToolSpec,
+    confirming,
     dry_run_result,
     progress_of,
     tool_errors,
 )
-from kyma_mcp.spend import check_priced, dry_run_text, fit_images, quote_images
+from kyma_mcp.spend import Quote, check_priced, dry_run_text, fit_images, quote_images
 
 RECENT_JOBS = 20
 """Jobs get_image_job lists when called without a job_id."""
 
 
+async def _consent(
+    ctx: AppContext,
+    prompt: str,
+    model: str | None,
+    size: str | None,
+    n: int,
+    image_url: str | None,
+    idempotency_key: str | None,
+    max_cost_usd: float | None,
+    dry_run: bool,
+    confirm: str | None,
+) -> Elicit[SpendConfirmation] | Consent:
+    """Before the body runs: ask the user when this job's price is above KYMA_CONFIRM_ABOVE_USD."""
+    state = ctx.request_context.lifespan_context
+
+    async def estimate() -> Quote:
+        view = await state.catalog.view()
+        request = ImageRequest(prompt, model or state.settings.default_image_model, size, n, image_url, idempotency_key)
+        model_id = check_request(view, request)
+        return quote_images(model_id, view.find(model_id), n, view.source)
+
+    return await ask(
+        ctx,
+        "generate_image",
+        threshold=state.settings.confirm_above_usd,
+        cap=max_cost_usd,
+        skip=dry_run or confirm is not None,
+        estimate=estimate,
+        answer_seconds=state.settings.tool_timeout_seconds,
+    )
+
+
 async def generate_image(
     ctx: AppContext,
+    consent: Annotated[ConsentOutcome, Resolve(_consent)],
     prompt: Annotated[str, Field(min_length=1, max_length=4000)],
     model: ModelId | None = None,
     size: ImageSize | None = None,
     n: Annotated[int, Field(ge=1, le=4, description="Each is billed")] = 1,
     image_url: Annotated[str | None, Field(max_length=4096, description="https image to edit")] = None,
-    idempotency_key: Annotated[
-        IdempotencyKey | None, Field(description="Same key = same job, never billed twice")
-    ] = None,
+    idempotency_key: Annotated[IdempotencyKey | None, Field(description="Same key = same job, billed once")] = None,
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
+    confirm: ConfirmToken = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Make pictures, logos or edits (flux-kontext-pro + image_url); previews come back, files are saved.
 
@@ -57,7 +94,8 @@ async def generate_image(
     async with tool_errors(state, "generate_image", progress) as deadline_at:
         view = await state.catalog.view()
         estimate = 0.0
-        if max_cost_usd is not None or dry_run or state.budget.active:
+        quote: Quote | None = None
+        if max_cost_usd is not None or dry_run or state.budget.active or confirming(state):
             model_id = check_request(view, request)
             quote = quote_images(model_id, view.find(model_id), n, view.source)
             plan = fit_images(quote, max_cost_usd, catalog=view.models, allow_unpriced=state.settings.allow_unpriced)
@@ -75,6 +113,13 @@ async def generate_image(
                     message=dry_run_text([quote], plan.notes),
                 )
                 return dry_run_result(dry, [quote], plan.notes)
+        state.confirmations.check(
+            consent,
+            quote,
+            threshold=state.settings.confirm_above_usd,
+            call=fingerprint("generate_image", asdict(request)),
+            token=confirm,
+        )
         async with state.budget.reserved("generate_image", estimate) as held:
             delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
             held.charged_usd = delivery.newly_charged_usd

@@ -1,0 +1,155 @@
+"""KYMA_CONFIRM_ABOVE_USD: the user is asked (elicitation) where the client can be, else the agent gets a token.
+
+Every path runs through the SDK's in-memory client in both protocol eras (the `era` fixture): on
+2026-07-28 the question rides an InputRequiredResult round trip, on the handshake era an
+`elicitation/create` request mid-call.
+"""
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import pytest
+from mcp.client.session import ClientRequestContext
+from mcp.types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult
+
+from kyma_mcp.confirm import TOKEN_SECONDS, Confirmations
+from kyma_mcp.emulator import EmulatorHandle
+from tests.conftest import ConnectFactory
+from tests.results import error_text, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+CHAT = "/v1/chat/completions"
+PROMPT = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}
+"""Estimated at about $0.0039 (5 input and 1,000 output tokens at qwen-3.6-plus's prices)."""
+ABOVE = {"confirm_above_usd": 0.001}
+Action = Literal["accept", "decline", "cancel"]
+TOKEN = re.compile(r'confirm="([0-9a-f]{16})"')
+
+
+class User:
+    """An elicitation callback that answers as told and remembers what it was asked."""
+
+    def __init__(self, action: Action | None, content: dict[str, Any] | None = None) -> None:
+        """`action` None: never answer."""
+        self.action: Action | None = action
+        self.content = content
+        self.asked: list[ElicitRequestParams] = []
+
+    async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        self.asked.append(params)
+        action = self.action
+        if action is None:
+            await anyio.sleep_forever()
+            raise AssertionError("cancelled before")
+        return ElicitResult(action=action, content=self.content)
+
+
+async def test_the_user_who_accepts_lets_the_call_through(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    user = User("accept", {"confirm": True})
+    async with connect(elicitation_callback=user, **ABOVE) as client:
+        result = await client.call_tool("chat", {**PROMPT, "max_cost_usd": 0.5})
+
+    assert structured(result)["reply"].startswith("Echo from qwen-3.6-plus")
+    assert emulator.state.requests[CHAT] == 1
+    [asked] = user.asked
+    assert isinstance(asked, ElicitRequestFormParams)
+    assert "qwen-3.6-plus" in asked.message  # the model, the estimate, the threshold and the cap
+    assert "≈ $0.0039" in asked.message
+    assert "KYMA_CONFIRM_ABOVE_USD $0.0010" in asked.message
+    assert "max_cost_usd $0.5000" in asked.message
+    assert asked.requested_schema["properties"]["confirm"]["type"] == "boolean"
+
+
+@pytest.mark.parametrize(
+    ("action", "content"),
+    [("decline", None), ("cancel", None), ("accept", {"confirm": False})],
+    ids=["decline", "cancel", "accept-but-no"],
+)
+async def test_the_user_who_declines_stops_the_call_before_anything_is_sent(
+    connect: ConnectFactory, emulator: EmulatorHandle, action: Action, content: dict[str, Any] | None
+) -> None:
+    user = User(action, content)
+    async with connect(elicitation_callback=user, **ABOVE) as client:
+        result = await client.call_tool("chat", PROMPT)
+
+    text = error_text(result)
+    assert text.startswith("[budget_exceeded] Nothing was sent: the user declined this call (qwen-3.6-plus")
+    assert len(user.asked) == 1
+    assert emulator.state.requests[CHAT] == 0
+
+
+async def test_no_answer_in_time_counts_as_declined(
+    connect: ConnectFactory, emulator: EmulatorHandle, era: str
+) -> None:
+    if era == "auto":
+        pytest.skip("on 2026-07-28 the server does not wait: a client that never answers never calls again")
+    user = User(None)
+    async with connect(elicitation_callback=user, tool_timeout_seconds=0.5, **ABOVE) as client:
+        result = await client.call_tool("chat", PROMPT)
+
+    assert "the user declined" in error_text(result)
+    assert emulator.state.requests[CHAT] == 0
+
+
+async def test_a_client_without_elicitation_gets_a_one_time_token_for_the_same_call(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    async with connect(**ABOVE) as client:
+        refused = await client.call_tool("chat", PROMPT)
+        token = TOKEN.search(error_text(refused))
+        assert token is not None, text_of(refused)
+        other = await client.call_tool("chat", {**PROMPT, "prompt": "something else", "confirm": token[1]})
+        sent = await client.call_tool("chat", {**PROMPT, "confirm": token[1]})
+        again = await client.call_tool("chat", {**PROMPT, "confirm": token[1]})
+
+    text = error_text(refused)
+    assert text.startswith("[budget_exceeded] This call's estimate is above KYMA_CONFIRM_ABOVE_USD $0.0010:")
+    assert "qwen-3.6-plus: ~5 input + 1,000 output tokens, ≈ $0.0039" in text
+    assert "Ask the user" in text
+    assert "is unknown, used, expired or for other arguments" in error_text(other)  # bound to the call
+    assert structured(sent)["reply"].startswith("Echo from")
+    assert "is unknown, used, expired" in error_text(again)  # good once
+    assert TOKEN.search(error_text(again)) is not None  # with a fresh token
+    assert emulator.state.requests[CHAT] == 1
+
+
+async def test_under_the_threshold_nobody_is_asked(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
+    user = User("decline")
+    async with connect(elicitation_callback=user, confirm_above_usd=1.0) as client:
+        result = await client.call_tool("chat", PROMPT)
+        dry = await client.call_tool("chat", {**PROMPT, "dry_run": True, "max_tokens": 1_000_000})
+
+    assert structured(result)["reply"].startswith("Echo from")
+    assert not dry.is_error
+    assert user.asked == []
+
+
+async def test_images_and_compare_ask_too(connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path) -> None:
+    emulator.switches.image_delay_seconds = 0
+    user = User("decline")
+    async with connect(elicitation_callback=user, output_dir=tmp_path, **ABOVE) as client:
+        image = await client.call_tool("generate_image", {"prompt": "a red fox", "n": 2})
+        compared = await client.call_tool("compare", {"prompt": "hi", "models": ["qwen-3.6-plus", "kimi-k2.6"]})
+
+    assert "the user declined" in error_text(image)
+    assert "the user declined" in error_text(compared)
+    assert "2 images" in user.asked[0].message
+    assert "compare" in user.asked[1].message
+    assert emulator.state.requests[CHAT] == 0
+    assert emulator.state.requests["/v1/images/generations"] == 0
+
+
+def test_a_token_expires() -> None:
+    now = [0.0]
+    tokens = Confirmations(clock=lambda: now[0])
+    late, fresh = tokens.issue("call"), tokens.issue("call")
+
+    now[0] = TOKEN_SECONDS + 1
+    assert not tokens.redeem(late, "call")
+    assert not tokens.redeem("0" * 16, "call")
+    now[0] = 0.0
+    assert tokens.redeem(fresh, "call")
+    assert not tokens.redeem(fresh, "call")
