@@ -390,8 +390,13 @@ async def stream_reply(
     max_tokens: int | None,
     deadline_at: float,
     deadline_seconds: float,
+    partial: PartialReply | None = None,
 ) -> ChatResult:
-    """Stream one completion, reporting progress; keep what arrived if the stream breaks or the deadline hits."""
+    """Stream one completion, reporting progress; keep what arrived if the stream breaks or the deadline hits.
+
+    If the call is cancelled (the client's `notifications/cancelled`) after tokens arrived, what
+    arrived is left in `partial` before the cancellation goes on: a cancelled call sends no result,
+    so this is the only way its caller can still record the reply."""
     model_id: str = payload["model"]
     bounds = client.bounds
     builder = ReplyBuilder(bounds.field_chars)
@@ -400,47 +405,71 @@ async def stream_reply(
     interruption: str | None = None
     route = RouteInfo(model_served=None, alias=None, fallback_used=False, fallback_layer=None)
     try:
-        async with client.chat_stream(payload) as stream:
-            route = stream.route
-            speaker = route.model_served or model_id  # one name for the whole progress stream
-            with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
-                chunks = stream.chunks()
-                async for chunk in chunks:
-                    first = not builder.started
-                    builder.add(chunk)
-                    if first and builder.started:
-                        await progress.report(f"first tokens from {speaker}")
-                    elif builder.started and progress.due():
-                        await progress.report(f"{builder.characters} characters from {speaker}")
-                    if builder.characters > bounds.reply_chars + REPLY_READ_MARGIN_CHARS:
-                        await chunks.aclose()  # the rest would be cut anyway: leaving the block ends the stream
-                        break
-            if stream.cut:
-                cut_at_bytes = stream.bytes_read
-            if scope.cancelled_caught:
-                if not builder.started:
-                    raise deadline_error(deadline_seconds)
-                interruption = f"The {deadline_seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS) passed mid-reply."
-    except ModelNotFoundError:
-        chat_ids = [m.id for m in (await catalog.view()).models if m.kind == "chat"]
-        raise unknown_model_error(model_id, chat_ids) from None
-    except KymaError as exc:  # a broken stream, or the gateway's error event mid-stream
-        if not builder.started:
-            raise
-        interruption = exc.what_happened  # with its word: a broken stream, or the gateway's own error event
-    view = await catalog.view()
-    result = finish(
-        builder,
-        model_requested=model_id,
-        route=route,
-        latency_ms=round((time.monotonic() - started) * 1000),
-        max_tokens=max_tokens,
-        catalog=view.models,
-        interruption=interruption,
-        max_reply_chars=bounds.reply_chars,
-        cut_at_bytes=cut_at_bytes,
-    )
-    model = view.find(route.model_served or model_id)
-    if model is not None and (note := retirement_note(model, view.models)):
-        result.notes.append(note)
-    return result
+        try:
+            async with client.chat_stream(payload) as stream:
+                route = stream.route
+                speaker = route.model_served or model_id  # one name for the whole progress stream
+                with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
+                    chunks = stream.chunks()
+                    async for chunk in chunks:
+                        first = not builder.started
+                        builder.add(chunk)
+                        if first and builder.started:
+                            await progress.report(f"first tokens from {speaker}")
+                        elif builder.started and progress.due():
+                            await progress.report(f"{builder.characters} characters from {speaker}")
+                        if builder.characters > bounds.reply_chars + REPLY_READ_MARGIN_CHARS:
+                            await chunks.aclose()  # the rest would be cut anyway: leaving the block ends the stream
+                            break
+                if stream.cut:
+                    cut_at_bytes = stream.bytes_read
+                if scope.cancelled_caught:
+                    if not builder.started:
+                        raise deadline_error(deadline_seconds)
+                    interruption = f"The {deadline_seconds:g} s deadline (KYMA_TOOL_TIMEOUT_SECONDS) passed mid-reply."
+        except ModelNotFoundError:
+            chat_ids = [m.id for m in (await catalog.view()).models if m.kind == "chat"]
+            raise unknown_model_error(model_id, chat_ids) from None
+        except KymaError as exc:  # a broken stream, or the gateway's error event mid-stream
+            if not builder.started:
+                raise
+            interruption = exc.what_happened  # with its word: a broken stream, or the gateway's own error event
+        view = await catalog.view()
+        result = finish(
+            builder,
+            model_requested=model_id,
+            route=route,
+            latency_ms=round((time.monotonic() - started) * 1000),
+            max_tokens=max_tokens,
+            catalog=view.models,
+            interruption=interruption,
+            max_reply_chars=bounds.reply_chars,
+            cut_at_bytes=cut_at_bytes,
+        )
+        model = view.find(route.model_served or model_id)
+        if model is not None and (note := retirement_note(model, view.models)):
+            result.notes.append(note)
+        return result
+    except anyio.get_cancelled_exc_class():
+        if partial is not None and builder.started:
+            partial.result = finish(
+                builder,
+                model_requested=model_id,
+                route=route,
+                latency_ms=round((time.monotonic() - started) * 1000),
+                max_tokens=max_tokens,
+                catalog=(),
+                interruption=CANCELLED_MID_REPLY,
+                max_reply_chars=bounds.reply_chars,
+            )
+        raise
+
+
+CANCELLED_MID_REPLY = "The call was cancelled mid-reply."
+
+
+class PartialReply:
+    """Where `stream_reply` leaves what arrived when its call is cancelled after tokens arrived."""
+
+    def __init__(self) -> None:
+        self.result: ChatResult | None = None

@@ -22,20 +22,26 @@ processes and replicas); a second call waits, reporting progress, until the firs
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 import string
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import anyio
 
 from kyma_mcp.catalog import ModelInfo
 from kyma_mcp.chat import ChatResult
-from kyma_mcp.errors import KymaError, messages_and_conversation_error, unknown_conversation_error
+from kyma_mcp.errors import (
+    KymaError,
+    StoreUnavailableError,
+    messages_and_conversation_error,
+    unknown_conversation_error,
+)
 from kyma_mcp.kyma.wire import JSONObject, objects
 from kyma_mcp.progress import Progress
 from kyma_mcp.store import Store
@@ -47,8 +53,12 @@ DEFAULT_OUTPUT_ALLOWANCE = 4096
 """Tokens kept free for the reply when the call sets no `max_tokens`."""
 LEASE_MARGIN_SECONDS = 30.0
 """A turn's lease outlives its deadline by this much; a lease older than that belongs to a dead process."""
+FINISH_WRITE_SECONDS = 10.0
+"""How long recording a turn's end may take; above SQLite's busy timeout, bounded even when the call is cancelled."""
 TITLE_CHARS = 80
 ESTIMATE_CORRECTION_BOUNDS = (0.25, 4.0)
+
+logger = logging.getLogger(__name__)
 
 
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -129,9 +139,23 @@ async def begin(
 
 
 async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
-    """Record how the turn ended and free the thread; shielded, so a cancelled call still marks its turn."""
-    with anyio.CancelScope(shield=True):
+    """Record how the turn ended and free the thread; shielded, so a cancelled call still marks its turn.
+
+    Bounded by `FINISH_WRITE_SECONDS`: a store that does not answer in time leaves the turn pending,
+    and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck."""
+    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + FINISH_WRITE_SECONDS) as scope:
         await store.finish_turn(turn.conversation_id, turn.seq, outcome, owner=turn.owner, now=time.time())
+    if scope.cancelled_caught:
+        logger.warning("a turn's record was not written within %g s; it stays pending", FINISH_WRITE_SECONDS)
+
+
+async def finish_failed(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
+    """`finish` for a call that is already failing or cancelled: a store error is logged, not raised,
+    so the call's own exception (its error word, or the cancellation) is what goes on."""
+    try:
+        await finish(store, turn, outcome)
+    except StoreUnavailableError as exc:
+        logger.warning("a turn's record was not written: %s", exc.word)
 
 
 def outcome_of(result: ChatResult, estimate: int) -> TurnOutcome:
@@ -147,6 +171,11 @@ def outcome_of(result: ChatResult, estimate: int) -> TurnOutcome:
         finish_reason=result.finish_reason,
         prompt_estimate=estimate,
     )
+
+
+def cancelled_of(partial: ChatResult, estimate: int) -> TurnOutcome:
+    """A reply cut short by the client cancelling the call: what arrived, interrupted (never resent)."""
+    return replace(outcome_of(partial, estimate), status="interrupted", finish_reason="cancelled")
 
 
 def failure_of(exc: BaseException) -> TurnOutcome:

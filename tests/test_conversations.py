@@ -183,6 +183,45 @@ async def test_a_failed_turn_is_stored_as_failed_and_never_resent(
     assert after["usage"]["prompt_tokens"] == words("one two") + words(first_reply) + words("three") + 3 * 4
 
 
+async def test_a_turn_cancelled_mid_reply_keeps_what_arrived_and_is_never_resent(
+    emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
+) -> None:
+    async with connect(store_url=store_url) as client:
+        thread = structured(await client.call_tool("chat", {"prompt": "one two"}))["conversation_id"]
+        emulator.switches.update({"token_interval_ms": 50})  # 200 words: 10 s, cancelled after a fraction
+
+        with anyio.fail_after(20), anyio.CancelScope() as cancelled:
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                if message and "characters from" in message:  # tokens have arrived: the client gives up
+                    cancelled.cancel()
+
+            arguments = {"prompt": "[[words=200]] a long answer", "conversation_id": thread}
+            await client.call_tool("chat", arguments, progress_callback=on_progress)
+        assert cancelled.cancelled_caught
+        emulator.switches.update({"token_interval_ms": 0})
+        store = await open_store(Settings.model_validate({"store_url": store_url}))
+        for _ in range(500):  # the server records the turn once the cancellation reaches it
+            turns = await store.turns(thread)
+            if turns[-1].status != "pending":
+                break
+            await anyio.sleep(0.02)
+        after = structured(await client.call_tool("chat", {"prompt": "three", "conversation_id": thread}))
+        page = await client.read_resource(f"kyma://conversations/{thread}")
+        await store.aclose()
+    cut = turns[1]
+    assert (cut.status, cut.outcome.finish_reason) == ("interrupted", "cancelled")
+    assert cut.outcome.reply.startswith("Echo from qwen-3.6-plus")
+    assert 0 < words(cut.outcome.reply) < 200
+    # Never resent: the next turn's request holds turn 1 and the new prompt, not the cut reply.
+    assert after["usage"]["prompt_tokens"] == words("one two") + words(turns[0].outcome.reply) + words("three") + 3 * 4
+    transcript = "".join(getattr(content, "text", "") for content in page.contents)
+    (heading,) = [line for line in transcript.splitlines() if line.startswith("## Turn 2 ")]
+    assert "· interrupted ·" in heading
+    assert heading.endswith("finish: cancelled")
+    assert cut.outcome.reply in transcript
+
+
 async def test_a_thread_argument_misuse_is_invalid_request(connect: ConnectFactory) -> None:
     async with connect() as client:
         both = await client.call_tool(

@@ -12,6 +12,7 @@ from kyma_mcp import conversations
 from kyma_mcp.chat import (
     ChatMessage,
     ChatResult,
+    PartialReply,
     Role,
     build_messages,
     build_payload,
@@ -190,6 +191,7 @@ async def chat(
             current=current,
             max_tokens=max_tokens,
         )
+        partial = PartialReply()
         try:
             plan = Plan(None, max_tokens)
             if max_cost_usd is not None or dry_run or state.budget.active or confirming(state):
@@ -225,11 +227,16 @@ async def chat(
                     max_tokens=plan.max_tokens,
                     deadline_at=deadline_at,
                     deadline_seconds=state.settings.tool_timeout_seconds,
+                    partial=partial,
                 )
                 held.charged_usd = result.usage.cost_usd
         except BaseException as exc:
             if store is not None and turn is not None:
-                await conversations.finish(store, turn, conversations.failure_of(exc))
+                if partial.result is not None:  # cancelled by the client mid-reply: keep what arrived
+                    outcome = conversations.cancelled_of(partial.result, fitted.estimate)
+                else:
+                    outcome = conversations.failure_of(exc)
+                await conversations.finish_failed(store, turn, outcome)
             raise
         result.notes[:0] = plan.notes
         if store is not None and turn is not None:
