@@ -3,14 +3,22 @@
 
 import io
 import os
+import socket
+import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from PIL import Image
 
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.http_config import HttpTransport
 from kyma_mcp.settings import Settings
-from tests.conftest import ConnectFactory
+from tests.conftest import TEST_KEY, ConnectFactory
 from tests.results import error_text, structured
+from tests.test_http import TOKEN, TRANSPORTS, Served, mcp_client
+from tests.test_stdio import StdioPeer
 
 pytestmark = pytest.mark.anyio
 ONE_ERA = pytest.mark.parametrize("era", ["auto"])
@@ -77,3 +85,89 @@ def test_the_default_folders_are_home_and_temp_and_env_lists_replace_them(tmp_pa
     assert Settings().allowed_image_dirs() == (Path.home().resolve(), Path(tempfile.gettempdir()).resolve())
     listed = Settings.from_env({"KYMA_IMAGE_DIRS": f"{tmp_path}{os.pathsep}~"})
     assert listed.allowed_image_dirs() == (tmp_path.resolve(), Path.home().resolve())
+
+
+# --- the real command: over HTTP no folder unless the operator names one; over stdio home and temp ---
+
+
+def command_env(emulator: EmulatorHandle, home: Path, temp: Path) -> dict[str, str]:
+    """The environment of a real kyma-mcp process: no KYMA_IMAGE_DIRS, this home and temp folder."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(temp),
+        "KYMA_API_KEY": TEST_KEY,
+        "KYMA_BASE_URL": emulator.base_url,
+        "KYMA_STORE": "off",
+    }
+
+
+def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    home, temp, elsewhere = (tmp_path / name for name in ("home", "temp", "elsewhere"))
+    for folder in (home, temp, elsewhere):
+        folder.mkdir()
+    return home, temp, elsewhere
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_over_http_a_server_without_image_dirs_reads_no_local_image(
+    transport: HttpTransport, tmp_path: Path, emulator: EmulatorHandle
+) -> None:
+    home, temp, _ = folders(tmp_path)
+    pictures = [str(png(home / "passport-scan.png")), str(png(temp / "upload.png"))]
+    with socket.create_server(("127.0.0.1", 0)) as probe_socket:
+        port = probe_socket.getsockname()[1]
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    command = [sys.executable, "-m", "kyma_mcp", "--transport", transport, "--port", str(port)]
+    command += ["--auth-token-file", str(token_file)]
+    async with await anyio.open_process(command, env=command_env(emulator, home, temp)) as process:
+        try:
+            with anyio.fail_after(30):
+                assert process.stderr is not None
+                stderr = ""
+                while "kyma-mcp: serving" not in stderr:  # written once it listens
+                    stderr += (await process.stderr.receive()).decode()
+                async with mcp_client(Served(transport, f"http://127.0.0.1:{port}")) as client:
+                    refused = [
+                        await client.call_tool("chat", {"prompt": "see", "model": "gemma-4-31b", "images": [picture]})
+                        for picture in pictures
+                    ]
+        finally:
+            process.terminate()
+        with anyio.fail_after(10):
+            await process.wait()
+
+    for result in refused:
+        assert error_text(result).startswith("[path_denied]")
+    assert emulator.state.requests["/v1/chat/completions"] == 0, "nothing was sent upstream"
+
+
+async def test_over_stdio_the_default_folders_are_home_and_temp(tmp_path: Path, emulator: EmulatorHandle) -> None:
+    home, temp, elsewhere = folders(tmp_path)
+    pictures = [png(home / "Desktop.png"), png(temp / "upload.png"), png(elsewhere / "other.png")]
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=command_env(emulator, home, temp))
+    peer = StdioPeer(process)
+    answers: list[dict[str, Any]] = []
+    try:
+        with anyio.fail_after(30):
+            await peer.initialize()
+            for request_id, picture in enumerate(pictures, start=2):
+                arguments = {"prompt": "see", "model": "gemma-4-31b", "images": [str(picture)]}
+                params = {"name": "chat", "arguments": arguments}
+                await peer.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+                answers.append((await peer.response(request_id))["result"])
+    finally:
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
+
+    in_home, in_temp, outside = answers
+    assert "1 image" in in_home["structuredContent"]["reply"]
+    assert "1 image" in in_temp["structuredContent"]["reply"]
+    assert outside["isError"]
+    assert outside["content"][0]["text"].startswith("[path_denied]")
+    assert str(home.resolve()) in outside["content"][0]["text"]
+    assert emulator.state.requests["/v1/chat/completions"] == 2

@@ -1,12 +1,18 @@
 """The image-job journal, against SQLite and a real PostgreSQL: a job outlives its call and its
 server, a retried request reuses the first call's key (one job, billed once), files keep the
-journal's prompt words and are never downloaded twice; get_image_job without job_id lists jobs."""
+journal's prompt words and are never downloaded twice; get_image_job without job_id lists jobs.
+The last test does it with real processes: one killed with SIGKILL mid-job, then a new one."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -15,8 +21,9 @@ from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
 from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
-from tests.conftest import emulator_settings
+from tests.conftest import TEST_KEY, emulator_settings
 from tests.results import structured, text_of
+from tests.test_stdio import StdioPeer
 
 pytestmark = pytest.mark.anyio
 
@@ -106,3 +113,83 @@ async def test_a_version_1_database_migrates_forward_keeping_its_rows(tmp_path: 
     await store.aclose()
     assert job is not None
     assert (job.prompt_words, job.request_fingerprint) == ("old words", None)
+
+
+# --- kill -9 mid-job: a real process, killed, and a new one repeating the call ---
+
+
+def tool_call(request_id: int, name: str, arguments: dict[str, object]) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+async def call_in_new_process(env: dict[str, str], name: str, arguments: dict[str, object]) -> dict[str, Any]:
+    """One tool call in a fresh `python -m kyma_mcp` over stdio, which then exits as a host would stop it."""
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
+    peer = StdioPeer(process)
+    try:
+        with anyio.fail_after(30):
+            await peer.initialize()
+            await peer.send(tool_call(2, name, arguments))
+            return (await peer.response(2))["result"]
+    finally:
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
+
+
+def journal_rows(path: Path) -> list[tuple[str, str | None, str]]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT idempotency_key, job_id, status FROM image_jobs").fetchall()
+
+
+async def test_after_kill_9_mid_job_a_repeated_call_is_charged_once_and_downloads_once(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    emulator.switches.image_delay_seconds = 3.0
+    store, out = tmp_path / "store.sqlite3", tmp_path / "images"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "KYMA_API_KEY": TEST_KEY,
+        "KYMA_BASE_URL": emulator.base_url,
+        "KYMA_STORE_URL": f"sqlite://{store}",
+        "KYMA_OUTPUT_DIR": str(out),
+        "KYMA_TOOL_TIMEOUT_SECONDS": "30",
+    }
+    request: dict[str, object] = {"prompt": "a lighthouse at dawn", "n": 1}
+
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
+    async with process:
+        peer = StdioPeer(process)
+        with anyio.fail_after(30):
+            await peer.initialize()
+            await peer.send(tool_call(2, "generate_image", request))
+            while emulator.state.requests["/v1/jobs/{job_id}"] == 0:  # noqa: ASYNC110 - the emulator thread counts; submitted and polling: mid-job
+                await anyio.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        with anyio.fail_after(10):
+            assert await process.wait() == -signal.SIGKILL
+    [(key, job_id, _)] = journal_rows(store)
+    assert job_id is not None
+    assert not out.exists() or not any(out.iterdir()), "killed before any download"
+
+    repeated = await call_in_new_process(env, "generate_image", request)
+    again = await call_in_new_process(env, "get_image_job", {"job_id": job_id})
+
+    assert repeated["structuredContent"]["status"] == "succeeded"
+    assert repeated["structuredContent"]["job_id"] == job_id
+    assert emulator.state.requests["/v1/images/generations"] == 2, "the repeated call reached Kyma"
+    assert journal_rows(store) == [(key, job_id, "succeeded")], "with the first call's idempotency key"
+    assert len(emulator.state.jobs) == 1, "so Kyma replayed the first job instead of starting a second"
+    assert emulator.state.charge_count == 1
+    [saved] = [image["file"] for image in repeated["structuredContent"]["images"]]
+    assert [path.name for path in out.iterdir()] == [Path(saved).name]
+    assert [image["file"] for image in again["structuredContent"]["images"]] == [saved]
+    assert emulator.state.requests[DOWNLOADS] == 1, "downloaded once, by the repeated call"
