@@ -5,7 +5,8 @@ share one budget. With `KYMA_STORE=off` the ledger is in memory: the budget is p
 Each billed call reserves its estimate before it is sent, atomically against the budget (so
 concurrent calls cannot jointly overshoot), and settles with Kyma's reported cost when it is done
 (the estimate when Kyma reports none). A call refused by Kyma before anything ran releases its
-reservation.
+reservation. Without a budget the ledger still records every call (model, tokens, cost) for
+`get_limits` and `kyma://spend`, when the store can be used; a broken store then stops nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
+from pydantic import BaseModel, Field
 
-from kyma_mcp.errors import BudgetExceededError, KymaError, budget_crossed_error
+from kyma_mcp.errors import BudgetExceededError, KymaError, StoreUnavailableError, budget_crossed_error
 from kyma_mcp.settings import Settings
 from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
@@ -31,10 +33,66 @@ _SESSION = uuid.uuid4().hex[:12]
 
 @dataclass
 class Reservation:
-    """A reserved call; set `charged_usd` to what Kyma reported before the block ends."""
+    """A reserved call; set `charged_usd` (and what else Kyma reported) before the block ends."""
 
     estimate_usd: float
     charged_usd: float | None = None
+    model: str | None = None
+    """The model served (for compare, the models), when known; else the one reserved for."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class SpendCall(BaseModel):
+    """One call of the period, as `kyma://spend` lists it."""
+
+    at: datetime
+    tool: str
+    model: str | None
+    status: str = Field(description="reserved (in flight), settled (charged) or released (never charged)")
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None = Field(description="what Kyma charged; None while in flight or released")
+    reserved_usd: float
+
+
+class SpendSummary(BaseModel):
+    """The period's money: what get_limits shows, and kyma://spend with the calls."""
+
+    period: str = Field(description="day, week, month (UTC calendar periods) or session")
+    started: str = Field(description="the ledger's key of this period, e.g. day:2026-12-04")
+    resets_at: datetime | None = Field(description="None for session: until the server restarts")
+    budget_usd: float | None = Field(description="KYMA_BUDGET_USD; None: no budget")
+    spent_usd: float = Field(description="settled with Kyma's reported costs")
+    reserved_usd: float = Field(description="held by calls in flight")
+    largest_reservation_usd: float
+    remaining_usd: float | None
+    calls: int
+    shared: bool = Field(description="kept in the durable store (restarts and processes share it)")
+
+    def text(self) -> str:
+        when = f"resets {self.resets_at:%Y-%m-%d %H:%M} UTC" if self.resets_at else "until the server restarts"
+        held = (
+            f", {usd(self.reserved_usd)} reserved in flight (largest {usd(self.largest_reservation_usd)})"
+            if self.reserved_usd
+            else ""
+        )
+        budget = (
+            f"; budget {usd(self.budget_usd)} (KYMA_BUDGET_USD), {usd(self.remaining_usd)} remaining"
+            if self.budget_usd is not None
+            else "; no budget (KYMA_BUDGET_USD)"
+        )
+        scope = "" if self.shared else " (this process only: KYMA_STORE=off)"
+        return (
+            f"Spend this {self.period}{scope}: {usd(self.spent_usd)} over {self.calls} call"
+            f"{'s' if self.calls != 1 else ''}{held}{budget}; {when}. Calls: kyma://spend."
+        )
+
+
+class SpendListing(SpendSummary):
+    """`kyma://spend`: the summary and the period's newest calls."""
+
+    recent: list[SpendCall] = Field(description="newest first; `calls` counts them all")
 
 
 def period_of(settings: Settings, now: datetime | None = None) -> tuple[str, datetime | None]:
@@ -66,19 +124,25 @@ class Budget:
         return self._settings.budget_usd is not None
 
     @asynccontextmanager
-    async def reserved(self, tool: str, estimate_usd: float) -> AsyncGenerator[Reservation]:
+    async def reserved(self, tool: str, estimate_usd: float, *, model: str | None) -> AsyncGenerator[Reservation]:
         """Hold `estimate_usd` of the budget for the block; settle (or release on a Kyma refusal) after.
 
         Raises:
             BudgetExceededError: the reservation would cross the budget; nothing was sent.
-            StoreUnavailableError: the ledger cannot be used (a budget is never skipped silently).
+            StoreUnavailableError: a budget is set and the ledger cannot be used (a budget is never
+                skipped silently; without one, the call goes on unrecorded).
         """
-        reservation = Reservation(estimate_usd)
+        reservation = Reservation(estimate_usd, model=model)
         budget = self._settings.budget_usd
-        if budget is None:
+        store = None
+        try:
+            store = await self._store.get()
+        except StoreUnavailableError:
+            if budget is not None:
+                raise
+        if store is None:
             yield reservation
             return
-        store = await self._store.get()
         period, reset = period_of(self._settings)
         entry = uuid.uuid4().hex
         spend = await store.reserve(
@@ -86,8 +150,9 @@ class Budget:
             period=period,
             tool=tool,
             amount_micros=to_micros(estimate_usd),
-            budget_micros=to_micros(budget),
+            budget_micros=None if budget is None else to_micros(budget),
             now=time.time(),
+            model=model,
         )
         if spend is None:
             raise await self.refusal(estimate_usd, period, reset)
@@ -103,7 +168,62 @@ class Budget:
             raise
         charged = reservation.charged_usd if reservation.charged_usd is not None else estimate_usd
         with anyio.CancelScope(shield=True):
-            await store.settle(entry, amount_micros=to_micros(charged), now=time.time())
+            await store.settle(
+                entry,
+                amount_micros=to_micros(charged),
+                now=time.time(),
+                model=reservation.model,
+                input_tokens=reservation.input_tokens,
+                output_tokens=reservation.output_tokens,
+            )
+
+    async def summary(self) -> SpendSummary:
+        """This period's money from the ledger.
+
+        Raises:
+            StoreUnavailableError: the ledger cannot be read.
+        """
+        store = await self._store.get()
+        period, reset = period_of(self._settings)
+        spend = await store.period_spend(period)
+        budget = self._settings.budget_usd
+        spent = spend.settled_micros / MICROS_PER_USD
+        pending = spend.reserved_micros / MICROS_PER_USD
+        return SpendSummary(
+            period=self._settings.budget_period,
+            started=period,
+            resets_at=reset,
+            budget_usd=budget,
+            spent_usd=spent,
+            reserved_usd=pending,
+            largest_reservation_usd=spend.largest_reserved_micros / MICROS_PER_USD,
+            remaining_usd=None if budget is None else max(0.0, budget - spent - pending),
+            calls=spend.calls,
+            shared=self._settings.store != "off",
+        )
+
+    async def listing(self, limit: int) -> SpendListing:
+        """The summary and the period's `limit` newest calls.
+
+        Raises:
+            StoreUnavailableError: the ledger cannot be read.
+        """
+        summary = await self.summary()
+        store = await self._store.get()
+        calls = [
+            SpendCall(
+                at=datetime.fromtimestamp(entry.created_at, UTC),
+                tool=entry.tool,
+                model=entry.model,
+                status=entry.status,
+                input_tokens=entry.input_tokens,
+                output_tokens=entry.output_tokens,
+                cost_usd=None if entry.settled_micros is None else entry.settled_micros / MICROS_PER_USD,
+                reserved_usd=entry.reserved_micros / MICROS_PER_USD,
+            )
+            for entry in await store.period_entries(summary.started, limit=limit)
+        ]
+        return SpendListing(**summary.model_dump(), recent=calls)
 
     async def refusal(self, estimate_usd: float, period: str, reset: datetime | None) -> BudgetExceededError:
         store = await self._store.get()

@@ -199,6 +199,11 @@ def confirmation_needed_error(
     )
 
 
+def spend_unreadable_note(problem: str) -> str:
+    """get_limits without its spend part: the ledger cannot be read."""
+    return f"Spend this period: unknown, the spend ledger cannot be read: {problem}"
+
+
 def user_declined_error(estimate: str, threshold: str) -> BudgetExceededError:
     return BudgetExceededError(
         f"Nothing was sent: the user declined this call ({estimate}; above KYMA_CONFIRM_ABOVE_USD {threshold}). "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 from pydantic import BaseModel, Field
 
+from kyma_mcp.budget import SpendSummary
 from kyma_mcp.errors import KymaError
 from kyma_mcp.kyma.tiers import TierSource, bundled_tiers, resolve_tier
 from kyma_mcp.kyma.wire import as_list, as_object, integer, number
@@ -74,6 +75,9 @@ class LimitsResult(BaseModel):
     tiers: list[TierRow]
     tiers_source: Literal["live", "bundled"]
     session: SessionTally
+    spend: SpendSummary | None = Field(
+        default=None, description="this period's money from the spend ledger: budget, spent, reserved, reset"
+    )
     notes: list[str] = Field(default_factory=list[str])
 
     def text(self) -> str:
@@ -99,6 +103,8 @@ class LimitsResult(BaseModel):
             )
         if self.gateway:
             lines.append("Gateway (/v1/capabilities): " + _pairs(self.gateway) + ".")
+        if self.spend is not None:
+            lines.append(self.spend.text())
         lines.append(self._session_line())
         lines.extend(self.notes)
         return "\n".join(lines)

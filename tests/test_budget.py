@@ -1,6 +1,5 @@
-"""Budgets across calls: reserved before sending, settled with Kyma's cost, kept in the store's ledger."""
-
-from pathlib import Path
+"""Budgets across calls: reserved before sending, settled with Kyma's cost, kept in the store's ledger
+(SQLite and PostgreSQL: the `store_url` fixture)."""
 
 import anyio
 import pytest
@@ -13,23 +12,27 @@ from tests.results import error_text, structured
 pytestmark = pytest.mark.anyio
 
 CHAT = "/v1/chat/completions"
-PROMPT = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}
-ESTIMATE = (5 * 0.68 + 1000 * 4.05) / 1e6
-"""What one PROMPT call reserves: 5 input and 1,000 output tokens at qwen-3.6-plus's prices."""
 LONG = {"prompt": "hi [[words=900]]", "model": "qwen-3.6-plus", "max_tokens": 1000}
 LONG_ESTIMATE = (10 * 0.68 + 1000 * 4.05) / 1e6
 """A 900-word reply costs most of its estimate, so a budget of 1.5 estimates allows exactly one."""
 
 
+FULL = {"prompt": "hi [[words=3000]]", "model": "qwen-3.6-plus", "max_tokens": 1000}
+"""A reply cut at its 1,000 tokens costs its estimate but for the input the estimate over-counts, so a
+budget of 10.5 estimates allows exactly 10 calls, however many settle before the others reserve."""
+
+
 async def test_twenty_concurrent_calls_against_a_budget_for_ten(
-    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
 ) -> None:
-    budget = ESTIMATE * 10 + ESTIMATE / 2
+    async with connect() as client:
+        estimate = structured(await client.call_tool("chat", {**FULL, "dry_run": True}))["estimate"]["cost_usd"]
+    budget = estimate * 10 + estimate / 2
     results: list[CallToolResult] = []
-    async with connect(budget_usd=budget, store_url=f"sqlite://{tmp_path / 's.sqlite3'}") as client:
+    async with connect(budget_usd=budget, store_url=store_url) as client:
 
         async def one() -> None:
-            results.append(await client.call_tool("chat", PROMPT))
+            results.append(await client.call_tool("chat", FULL))
 
         async with anyio.create_task_group() as group:
             for _ in range(20):
@@ -44,9 +47,9 @@ async def test_twenty_concurrent_calls_against_a_budget_for_ten(
 
 
 async def test_the_budget_survives_a_restart_and_names_spend_reset_and_remaining(
-    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
 ) -> None:
-    settings = {"budget_usd": LONG_ESTIMATE * 1.5, "store_url": f"sqlite://{tmp_path / 's.sqlite3'}"}
+    settings = {"budget_usd": LONG_ESTIMATE * 1.5, "store_url": store_url}
     async with connect(**settings) as client:
         first = await client.call_tool("chat", LONG)
     async with connect(**settings) as client:  # a new server process over the same store

@@ -108,7 +108,7 @@ async def test_a_version_1_database_migrates_forward_keeping_its_rows(tmp_path: 
     connection.commit()
     connection.close()
     store = await open_store(Settings.model_validate({"store_url": f"sqlite://{path}"}))
-    assert await store.migrate() == SCHEMA_VERSION == 2
+    assert await store.migrate() == SCHEMA_VERSION >= 2  # opened, hence migrated to the newest
     job = await store.job(job_id="j")
     await store.aclose()
     assert job is not None

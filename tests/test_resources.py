@@ -39,7 +39,7 @@ async def test_the_resources_are_listed(connect: ConnectFactory) -> None:
         resources = {str(r.uri): r for r in (await client.list_resources()).resources}
         templates = {t.uri_template: t for t in (await client.list_resource_templates()).resource_templates}
 
-    assert set(resources) == {"kyma://models", "kyma://guide", "kyma://conversations"}
+    assert set(resources) == {"kyma://models", "kyma://guide", "kyma://conversations", "kyma://spend"}
     assert resources["kyma://guide"].mime_type == "text/markdown"
     assert set(templates) == {
         "kyma://models/{model_id}",

@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 from kyma_mcp import __version__
 from kyma_mcp.errors import argument_problem, bad_arguments_error, redact, unknown_tool_error
 from kyma_mcp.redaction import redact_json
-from kyma_mcp.server import chat, compare, conversations, images, limits, models, recommend
+from kyma_mcp.server import chat, compare, conversations, images, limits, models, recommend, spend
 from kyma_mcp.server.arguments import ToolArguments
 from kyma_mcp.server.context import ResourceSpec, SharedState, ToolSpec, resource_state
 from kyma_mcp.server.schema import compact, model_visible
@@ -126,7 +126,7 @@ def _problem(error: ErrorDetails) -> str:
     return argument_problem(where, error["msg"], error["type"])
 
 
-TOOL_MODULES = (chat, compare, conversations, models, images, recommend, limits)
+TOOL_MODULES = (chat, compare, conversations, models, images, recommend, limits, spend)
 """Every tool group; each module declares `TOOLS` and may declare `RESOURCES`."""
 
 

@@ -218,7 +218,7 @@ async def chat(
                 token=confirm,
             )
             estimate = plan.quote.cost_usd if plan.quote is not None else None
-            async with state.budget.reserved("chat", estimate or 0.0) as held:
+            async with state.budget.reserved("chat", estimate or 0.0, model=model_id) as held:
                 result = await stream_reply(
                     state.client,
                     state.catalog,
@@ -230,6 +230,8 @@ async def chat(
                     partial=partial,
                 )
                 held.charged_usd = result.usage.cost_usd
+                held.model = result.model_served or model_id
+                held.input_tokens, held.output_tokens = result.usage.prompt_tokens, result.usage.completion_tokens
         except BaseException as exc:
             if store is not None and turn is not None:
                 if partial.result is not None:  # cancelled by the client mid-reply: keep what arrived

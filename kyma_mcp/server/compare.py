@@ -174,7 +174,8 @@ async def compare(
             token=confirm,
         )
         estimate = planned.quote().cost_usd or 0.0
-        async with state.budget.reserved("compare", estimate) as held:
+        models_sent = " + ".join(e.model for e in entrants if e.plan is not None)
+        async with state.budget.reserved("compare", estimate, model=models_sent) as held:
             sections, failures = await fanout.run_entrants(
                 state.client,
                 state.catalog,
@@ -187,6 +188,9 @@ async def compare(
             fanout.check_some_answered(sections, failures)
             verdict, notes = await _judge(state, judge_model, judge, current, sections, deadline_at)
             held.charged_usd = fanout.total_cost(sections, verdict)
+            answers = [s.answer for s in sections if s.answer is not None] + ([verdict] if verdict else [])
+            held.input_tokens = sum(a.usage.prompt_tokens or 0 for a in answers)
+            held.output_tokens = sum(a.usage.completion_tokens or 0 for a in answers)
         notes[:0] = fanout.trim(sections, "the same prompt")
         if conversation_id:
             notes.append(f"Asked about conversation {conversation_id}; nothing was added to it.")

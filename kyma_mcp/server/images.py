@@ -120,7 +120,7 @@ async def generate_image(
             call=fingerprint("generate_image", asdict(request)),
             token=confirm,
         )
-        async with state.budget.reserved("generate_image", estimate) as held:
+        async with state.budget.reserved("generate_image", estimate, model=request.model) as held:
             delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
             held.charged_usd = delivery.newly_charged_usd
     state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from mcp.types import CallToolResult, TextContent
 
-from kyma_mcp.errors import redact
+from kyma_mcp.errors import StoreUnavailableError, redact, spend_unreadable_note
 from kyma_mcp.limits import LimitsResult, fetch_limit_parts, limits_from_parts
 from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
 
@@ -18,6 +18,10 @@ async def get_limits(ctx: AppContext) -> Annotated[CallToolResult, LimitsResult]
     async with tool_errors(state, "get_limits"):
         parts = await fetch_limit_parts(client, has_key=state.settings.has_api_key)
     result = limits_from_parts(parts, state.settings, state.usage)
+    try:
+        result.spend = await state.budget.summary()
+    except StoreUnavailableError as exc:
+        result.notes.append(spend_unreadable_note(str(exc)))
     state.usage.record("get_limits")
     return CallToolResult(
         content=[TextContent(type="text", text=redact(result.text(), client.secrets))],

@@ -31,7 +31,10 @@ _TURN_COLUMNS = (
     "conversation_id, seq, status, messages, model_requested, created_at, reply, model_served, prompt_tokens, "
     "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_estimate"
 )
-_LEDGER_COLUMNS = "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at"
+_LEDGER_COLUMNS = (
+    "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at, model, input_tokens, "
+    "output_tokens"
+)
 _JOB_COLUMNS = (
     "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files, request_fingerprint"
 )
@@ -217,9 +220,18 @@ class Store:
     # Spend ledger ------------------------------------------------------------------------------
 
     async def reserve(
-        self, entry_id: str, *, period: str, tool: str, amount_micros: int, budget_micros: int | None, now: float
+        self,
+        entry_id: str,
+        *,
+        period: str,
+        tool: str,
+        amount_micros: int,
+        budget_micros: int | None,
+        now: float,
+        model: str | None = None,
     ) -> PeriodSpend | None:
-        """Reserve `amount_micros` in `period` if settled + reserved + amount stays within the budget.
+        """Reserve `amount_micros` in `period` if settled + reserved + amount stays within the budget
+        (None: no budget, only record the call).
 
         Atomic across processes and replicas: reservations of one period are serialised. Returns the
         period's spend including the new reservation, or None (nothing written) when it would exceed.
@@ -229,19 +241,36 @@ class Store:
             if budget_micros is not None and spend.total_micros + amount_micros > budget_micros:
                 return None
             await tx.execute(
-                f"INSERT INTO spend_ledger ({_LEDGER_COLUMNS}) VALUES (?, ?, ?, 'reserved', ?, NULL, ?, ?)",
-                (entry_id, period, tool, amount_micros, now, now),
+                "INSERT INTO spend_ledger (id, period, tool, status, reserved_micros, created_at, updated_at, model) "
+                "VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?)",
+                (entry_id, period, tool, amount_micros, now, now, model),
             )
-            return PeriodSpend(spend.settled_micros, spend.reserved_micros + amount_micros)
+            return PeriodSpend(
+                spend.settled_micros,
+                spend.reserved_micros + amount_micros,
+                max(spend.largest_reserved_micros, amount_micros),
+                spend.calls + 1,
+            )
 
-    async def settle(self, entry_id: str, *, amount_micros: int, now: float) -> bool:
-        """Replace a reservation by what was really charged; False if it was not reserved."""
+    async def settle(
+        self,
+        entry_id: str,
+        *,
+        amount_micros: int,
+        now: float,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> bool:
+        """Replace a reservation by what was really charged (and the model served and tokens Kyma
+        counted, when known); False if it was not reserved."""
         async with self.database.transaction(write=True) as tx:
             return bool(
                 await tx.execute(
-                    "UPDATE spend_ledger SET status = 'settled', settled_micros = ?, updated_at = ? "
+                    "UPDATE spend_ledger SET status = 'settled', settled_micros = ?, updated_at = ?, "
+                    "model = COALESCE(?, model), input_tokens = ?, output_tokens = ? "
                     "WHERE id = ? AND status = 'reserved'",
-                    (amount_micros, now, entry_id),
+                    (amount_micros, now, model, input_tokens, output_tokens, entry_id),
                 )
             )
 
@@ -262,19 +291,16 @@ class Store:
     async def ledger_entry(self, entry_id: str) -> LedgerEntry | None:
         async with self.database.transaction(write=False) as tx:
             rows = await tx.fetch(f"SELECT {_LEDGER_COLUMNS} FROM spend_ledger WHERE id = ?", (entry_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        return LedgerEntry(
-            id=row[0],
-            period=row[1],
-            tool=row[2],
-            status=row[3],
-            reserved_micros=int(row[4]),
-            settled_micros=None if row[5] is None else int(row[5]),
-            created_at=float(row[6]),
-            updated_at=float(row[7]),
-        )
+        return _ledger_entry(rows[0]) if rows else None
+
+    async def period_entries(self, period: str, *, limit: int) -> list[LedgerEntry]:
+        """The period's calls, newest first, at most `limit`."""
+        async with self.database.transaction(write=False) as tx:
+            rows = await tx.fetch(
+                f"SELECT {_LEDGER_COLUMNS} FROM spend_ledger WHERE period = ? ORDER BY created_at DESC, id LIMIT ?",
+                (period, limit),
+            )
+        return [_ledger_entry(row) for row in rows]
 
     # Image-job journal -------------------------------------------------------------------------
 
@@ -349,11 +375,29 @@ class Store:
 async def _period_spend(tx: Transaction, period: str) -> PeriodSpend:
     rows = await tx.fetch(
         "SELECT COALESCE(SUM(CASE WHEN status = 'settled' THEN settled_micros ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN status = 'reserved' THEN reserved_micros ELSE 0 END), 0) "
+        "COALESCE(SUM(CASE WHEN status = 'reserved' THEN reserved_micros ELSE 0 END), 0), "
+        "COALESCE(MAX(CASE WHEN status = 'reserved' THEN reserved_micros ELSE 0 END), 0), count(*) "
         "FROM spend_ledger WHERE period = ?",
         (period,),
     )
-    return PeriodSpend(settled_micros=int(rows[0][0]), reserved_micros=int(rows[0][1]))
+    settled, reserved, largest, calls = rows[0]
+    return PeriodSpend(int(settled), int(reserved), int(largest), int(calls))
+
+
+def _ledger_entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        id=row[0],
+        period=row[1],
+        tool=row[2],
+        status=row[3],
+        reserved_micros=int(row[4]),
+        settled_micros=None if row[5] is None else int(row[5]),
+        created_at=float(row[6]),
+        updated_at=float(row[7]),
+        model=row[8],
+        input_tokens=None if row[9] is None else int(row[9]),
+        output_tokens=None if row[10] is None else int(row[10]),
+    )
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -85,6 +85,9 @@ class LedgerEntry:
     settled_micros: int | None
     created_at: float
     updated_at: float
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class PeriodSpend:
 
     settled_micros: int
     reserved_micros: int
+    largest_reserved_micros: int = 0
+    """The largest single reservation in flight."""
+    calls: int = 0
+    """Ledger entries of the period, released ones included."""
 
     @property
     def total_micros(self) -> int:

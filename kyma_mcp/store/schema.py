@@ -15,6 +15,9 @@ Version 1:
                    · created_at · updated_at
 
 Version 2: image_jobs · request_fingerprint (SHA-256 of model, prompt, n, size, image_url).
+
+Version 3: spend_ledger · model · input_tokens · output_tokens (what `kyma://spend` lists per call;
+NULL on rows written before, and tokens NULL for image jobs).
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Version 2: the journal recognises a retried request (a SHA-256 of it, not the prompt).
         "ALTER TABLE image_jobs ADD COLUMN request_fingerprint TEXT",
         "CREATE INDEX image_jobs_fingerprint ON image_jobs (request_fingerprint, created_at)",
+    ),
+    (
+        # Version 3: the ledger says what each call was, for kyma://spend and get_limits.
+        "ALTER TABLE spend_ledger ADD COLUMN model TEXT",
+        "ALTER TABLE spend_ledger ADD COLUMN input_tokens INTEGER",
+        "ALTER TABLE spend_ledger ADD COLUMN output_tokens INTEGER",
+        "CREATE INDEX spend_ledger_created ON spend_ledger (period, created_at)",
     ),
 )
 """MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""

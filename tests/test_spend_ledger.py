@@ -1,0 +1,164 @@
+"""The period's money where an agent can read it: `get_limits` (budget, spent, reserved, remaining,
+reset) and `kyma://spend` (each call's model, tokens and cost), from the store's spend ledger, on
+SQLite and PostgreSQL; and the ledger's v2 → v3 migration."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import TextResourceContents
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.settings import Settings
+from kyma_mcp.store import Store, open_store
+from kyma_mcp.store.database import Database
+from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.conftest import ConnectFactory
+from tests.results import structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+PROMPT = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}
+MICRO = 1e-6
+"""The ledger keeps whole micro-dollars: each call's cost is rounded to one."""
+
+
+def ledgered(*costs: float) -> float:
+    return sum(round(cost / MICRO) for cost in costs) * MICRO
+
+
+async def read_spend(client: Client) -> dict[str, Any]:
+    result = await client.read_resource("kyma://spend")
+    [contents] = result.contents
+    assert isinstance(contents, TextResourceContents)
+    return json.loads(contents.text)
+
+
+async def test_get_limits_shows_the_budget_spent_remaining_and_reset(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
+) -> None:
+    async with connect(budget_usd=1.0, store_url=store_url) as client:
+        costs = [structured(await client.call_tool("chat", PROMPT))["usage"]["cost_usd"] for _ in range(2)]
+        limits = await client.call_tool("get_limits", {})
+
+    spend = structured(limits)["spend"]
+    assert spend["budget_usd"] == 1.0
+    assert spend["spent_usd"] == pytest.approx(ledgered(*costs))
+    assert spend["remaining_usd"] == pytest.approx(1.0 - ledgered(*costs))
+    assert (spend["reserved_usd"], spend["largest_reservation_usd"], spend["calls"]) == (0, 0, 2)
+    assert spend["period"] == "day"
+    assert spend["resets_at"].endswith("T00:00:00Z")
+    assert f"Spend this day: ${ledgered(*costs):.4f} over 2 calls; budget $1.00 (KYMA_BUDGET_USD)" in text_of(limits)
+
+
+async def test_get_limits_shows_the_largest_reservation_of_a_call_in_flight(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
+) -> None:
+    emulator.switches.token_interval_ms = 20  # a 300-word reply streams for a few seconds
+    slow = {**PROMPT, "prompt": "hi [[words=300]]"}
+    seen: list[dict[str, Any]] = []
+    async with connect(budget_usd=1.0, store_url=store_url) as client, anyio.create_task_group() as group:
+        estimate = structured(await client.call_tool("chat", {**slow, "dry_run": True}))["estimate"]["cost_usd"]
+        group.start_soon(client.call_tool, "chat", slow)
+        with anyio.fail_after(20):
+            while not seen or seen[-1]["reserved_usd"] == 0:
+                await anyio.sleep(0.05)
+                seen.append(structured(await client.call_tool("get_limits", {}))["spend"])
+
+    held = seen[-1]
+    assert held["largest_reservation_usd"] == held["reserved_usd"]
+    assert held["reserved_usd"] == pytest.approx(ledgered(estimate))
+    assert held["remaining_usd"] == pytest.approx(1.0 - held["reserved_usd"])
+
+
+async def test_the_spend_resource_lists_each_call_with_model_tokens_and_cost(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str, tmp_path: Path
+) -> None:
+    emulator.switches.image_delay_seconds = 0
+    async with connect(store_url=store_url, output_dir=tmp_path) as client:  # no budget: still recorded
+        chat = structured(await client.call_tool("chat", PROMPT))
+        image = structured(await client.call_tool("generate_image", {"prompt": "a red fox", "n": 2}))
+        compared = structured(
+            await client.call_tool("compare", {"prompt": "hi", "models": ["qwen-3.6-plus", "deepseek-r1"]})
+        )
+        listing = await read_spend(client)
+
+    assert listing["budget_usd"] is None
+    assert listing["calls"] == 3
+    newest, middle, oldest = listing["recent"]
+    assert (oldest["tool"], oldest["model"], oldest["status"]) == ("chat", chat["model_served"], "settled")
+    assert (oldest["input_tokens"], oldest["output_tokens"]) == (
+        chat["usage"]["prompt_tokens"],
+        chat["usage"]["completion_tokens"],
+    )
+    assert oldest["cost_usd"] == pytest.approx(ledgered(chat["usage"]["cost_usd"]))
+    assert (middle["tool"], middle["model"], middle["input_tokens"]) == ("generate_image", "recraft-v4", None)
+    assert middle["cost_usd"] == pytest.approx(ledgered(image["charged_usd"]))
+    assert (newest["tool"], newest["model"]) == ("compare", "qwen-3.6-plus + deepseek-r1")
+    assert newest["cost_usd"] == pytest.approx(ledgered(compared["total_cost_usd"]))
+    answers = [section["answer"]["usage"] for section in compared["sections"]]
+    assert newest["output_tokens"] == sum(usage["completion_tokens"] for usage in answers)
+    assert listing["spent_usd"] == pytest.approx(
+        ledgered(chat["usage"]["cost_usd"], image["charged_usd"], compared["total_cost_usd"])
+    )
+
+
+async def raw_database(url: str) -> Database:
+    if url.startswith("sqlite://"):
+        from kyma_mcp.store.sqlite import SQLiteDatabase
+
+        return await SQLiteDatabase.open(Path(url.removeprefix("sqlite://")))
+    from kyma_mcp.store.postgres import PostgresDatabase
+
+    return await PostgresDatabase.open(url)
+
+
+async def test_a_version_2_ledger_migrates_forward_and_keeps_its_rows(store_url: str) -> None:
+    database = await raw_database(store_url)
+    async with database.transaction(write=True) as tx:
+        await tx.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                await tx.execute(statement)
+        await tx.execute("INSERT INTO schema_version (version) VALUES (2)")
+        await tx.execute(
+            "INSERT INTO spend_ledger (id, period, tool, status, reserved_micros, settled_micros, created_at, "
+            "updated_at) VALUES ('old', 'day:2026-12-04', 'chat', 'settled', 500, 400, 1.0, 2.0)"
+        )
+    await database.aclose()
+
+    store = Store(await raw_database(store_url))
+    assert await store.migrate() == 2  # the version found
+    assert SCHEMA_VERSION >= 3
+    old = await store.ledger_entry("old")
+    assert old is not None
+    assert (old.settled_micros, old.model, old.input_tokens, old.output_tokens) == (400, None, None, None)
+    now = time.time()
+    await store.reserve(
+        "new", period="day:2026-12-04", tool="chat", amount_micros=9, budget_micros=None, now=now, model="m"
+    )
+    await store.settle("new", amount_micros=7, now=now, model="m-served", input_tokens=3, output_tokens=4)
+    newest, oldest = await store.period_entries("day:2026-12-04", limit=10)
+    assert (newest.model, newest.input_tokens, newest.output_tokens, newest.settled_micros) == ("m-served", 3, 4, 7)
+    assert oldest.id == "old"
+    spend = await store.period_spend("day:2026-12-04")
+    assert (spend.settled_micros, spend.calls) == (407, 2)
+    await store.aclose()
+
+
+async def test_the_largest_reservation_is_the_largest_still_held(store_url: str) -> None:
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    now = time.time()
+    for entry, amount in (("a", 100), ("b", 300), ("c", 200)):
+        await store.reserve(entry, period="p", tool="chat", amount_micros=amount, budget_micros=None, now=now)
+    await store.settle("b", amount_micros=250, now=now)
+
+    spend = await store.period_spend("p")
+    assert (spend.settled_micros, spend.reserved_micros, spend.largest_reserved_micros) == (250, 300, 200)
+    await store.aclose()
