@@ -134,10 +134,11 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
     assert [t.status for t in turns] == ["complete"] * 3
 
 
-async def test_two_server_processes_share_one_sqlite_file_without_losing_a_turn(
-    emulator: EmulatorHandle, tmp_path: Path
+async def test_two_server_processes_share_one_store_without_losing_a_turn(
+    emulator: EmulatorHandle, store_url: str, tmp_path: Path
 ) -> None:
-    url = f"sqlite://{tmp_path / 'shared.sqlite3'}"
+    """One SQLite file or one PostgreSQL database, two processes, 200 turns: none lost."""
+    url = store_url
     async with stdio_server(emulator, url, tmp_path) as client:
         thread = structured(await client.call_tool("chat", {"prompt": "turn 0"}))["conversation_id"]
 
