@@ -82,7 +82,7 @@ class ChatResult(BaseModel):
     tool_calls: list[dict[str, Any]] | None = None
     alias: str | None = None
     usage: Usage
-    fallback: Fallback
+    fallback: Fallback = Field(default_factory=Fallback)
     latency_ms: int
     notes: list[str] = Field(default_factory=list[str], description="What to do about truncation, fallbacks, …")
     conversation_id: str | None = Field(default=None, description="Pass back to continue this thread")

@@ -23,6 +23,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, TextResourceCon
 
 from kyma_mcp.emulator import Switches, running_emulator
 from kyma_mcp.recommend.ranking import Recommendation
+from kyma_mcp.server.context import RESULT_META
 
 DEMO_KEY = "ky-emulator-demo"
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "KYMA_API_KEY": DEMO_KEY,
             "KYMA_OUTPUT_DIR": out,
             "KYMA_STORE_URL": f"sqlite://{Path(out) / 'demo-store.sqlite3'}",  # not the user's own threads
+            "KYMA_RESULT_FACTS": "1",  # the demo prints facts (model served, usage) a model is not shown
             "PATH": os.environ.get("PATH", ""),
         }
         _say(
@@ -72,7 +74,7 @@ async def _tour(env: dict[str, str]) -> None:
         _heading(f'recommend_model {{"task": "{task}"}}')
         recommendation = await client.call_tool("recommend_model", {"task": task})
         _show(recommendation)
-        pick = Recommendation.model_validate(recommendation.structured_content).pick
+        pick = Recommendation.model_validate(_facts(recommendation)).pick
         ready: dict[str, Any] = pick.chat if pick is not None and pick.chat else {"model": "best"}
         arguments = {**ready, "prompt": "Suggest three unit tests for a date parser."}
         _heading(f"chat {json.dumps(arguments)}  (the pick's ready-made arguments; an emulator reply)")
@@ -92,7 +94,7 @@ async def _tour(env: dict[str, str]) -> None:
         _heading(f"chat {json.dumps(first_turn)}  (starts a thread)")
         first = await client.call_tool("chat", first_turn)
         _show(first, fields=("model_served", "conversation_id"))
-        started: dict[str, Any] = first.structured_content or {}
+        started = _facts(first)
         thread = str(started.get("conversation_id"))
         second_turn = {"prompt": "Critique that list.", "model": "deepseek-r1", "conversation_id": thread}
         _heading(f"chat {json.dumps(second_turn)}  (the same thread, another model)")
@@ -109,7 +111,7 @@ async def _tour(env: dict[str, str]) -> None:
             progress_callback=on_progress,
         )
         _show(result, fields=("job_id", "status", "charged_usd"))
-        delivered: dict[str, Any] = result.structured_content or {}
+        delivered = _facts(result)
         images: list[dict[str, Any]] = delivered.get("images") or []
         for image in images:
             _say(f"  saved: {image['file']} ({image['width']}x{image['height']}; the demo's folder is temporary)")
@@ -129,9 +131,17 @@ def _show(result: CallToolResult, fields: Sequence[str] = ()) -> None:
     text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
     _say(f"  [{status}]")
     _say(textwrap.indent(text, "  | "))
-    structured: dict[str, Any] = result.structured_content or {}
+    structured = _facts(result)
     for field in fields:
         _say(f"  {field}: {_rendered(structured.get(field), field)}")
+
+
+def _facts(result: CallToolResult) -> dict[str, Any]:
+    """A result's data: a data tool's structured content, else a text-first tool's `_meta` facts."""
+    if result.structured_content is not None:
+        return result.structured_content
+    facts: dict[str, Any] = (result.meta or {}).get(RESULT_META) or {}
+    return facts
 
 
 def _rendered(value: Any, key: str = "") -> str:

@@ -146,6 +146,9 @@ class Settings(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0)
     budget_period: Literal["day", "week", "month", "session"] = "day"
     confirm_above_usd: float | None = Field(default=None, ge=0)
+    result_facts: bool = False
+    """Text-first results (chat, list_models, recommend_model, the image tools) also carry their facts
+    as JSON in `_meta` for programs; off, a short chat's wire is its reply and ~200 B."""
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
@@ -262,6 +265,7 @@ _ENV_FIELDS = {
     "KYMA_BUDGET_USD": "budget_usd",
     "KYMA_BUDGET_PERIOD": "budget_period",
     "KYMA_CONFIRM_ABOVE_USD": "confirm_above_usd",
+    "KYMA_RESULT_FACTS": "result_facts",
 }
 _SECRET_FIELDS = {"api_key", "mcp_auth_token", "store_url"}
 

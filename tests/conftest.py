@@ -41,7 +41,14 @@ a test waits only as long as what it watches. The production schedule is `Timing
 
 
 def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:
-    defaults: dict[str, Any] = {"api_key": TEST_KEY, "base_url": emulator.base_url, "timing": FAST_TIMING}
+    """Settings for a server of `emulator`; results carry their facts in `_meta` (KYMA_RESULT_FACTS), which
+    tests read (tests/results.py), unless `result_facts=False` asks for the default, as test_host_view does."""
+    defaults: dict[str, Any] = {
+        "api_key": TEST_KEY,
+        "base_url": emulator.base_url,
+        "timing": FAST_TIMING,
+        "result_facts": True,
+    }
     return Settings.model_validate(defaults | overrides)
 
 

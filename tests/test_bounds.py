@@ -63,7 +63,12 @@ def fake_kyma(routes: dict[str, Handler]) -> httpx2.MockTransport:
 
 
 def client_for(routes: dict[str, Handler], **settings: Any) -> Client:
-    defaults: dict[str, Any] = {"api_key": TEST_KEY, "base_url": "https://kyma.test/v1", "timing": FAST_TIMING}
+    defaults: dict[str, Any] = {
+        "api_key": TEST_KEY,
+        "base_url": "https://kyma.test/v1",
+        "timing": FAST_TIMING,
+        "result_facts": True,
+    }
     config = Settings.model_validate(defaults | settings)
     return Client(build_server(config, transport=fake_kyma(routes)))
 

@@ -31,6 +31,7 @@ def stdio_server(emulator: EmulatorHandle, store_url: str, data_home: Path, **ex
         "KYMA_API_KEY": TEST_KEY,
         "KYMA_BASE_URL": emulator.base_url,
         "KYMA_STORE_URL": store_url,
+        "KYMA_RESULT_FACTS": "1",
         "XDG_DATA_HOME": str(data_home),
     }
     return Client(StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=env))

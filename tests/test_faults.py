@@ -20,9 +20,9 @@ CANARY_KEY = "ky-canary-7f3a9b1c5d2e8f40"
 
 
 def everything(result: CallToolResult) -> str:
-    """All a host could show the model or a user: text blocks and structured content."""
+    """All a host could show the model or a user: text blocks, structured content and the `_meta` facts."""
     texts = [block.text for block in result.content if isinstance(block, TextContent)]
-    return "\n".join(texts) + repr(result.structured_content)
+    return "\n".join(texts) + repr(result.structured_content) + repr(result.meta)
 
 
 async def test_a_429_storm_is_absorbed_by_retries(connect: ConnectFactory, emulator: EmulatorHandle) -> None:

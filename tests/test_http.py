@@ -30,6 +30,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.server.http import MAX_REQUEST_BODY_BYTES, build_app
 from kyma_mcp.settings import ConfigError, Settings
 from tests.conftest import TEST_KEY, emulator_settings
+from tests.results import structured
 
 TOKEN = "caller-token-0123456789"
 TLS = ssl.create_default_context()
@@ -123,9 +124,7 @@ def guarded(request: pytest.FixtureRequest, shared_emulator: EmulatorHandle) -> 
 
 
 def reply_of(result: CallToolResult) -> str:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content["reply"]
+    return structured(result)["reply"]
 
 
 @pytest.mark.anyio

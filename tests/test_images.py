@@ -513,7 +513,12 @@ def test_the_emulator_runs_image_jobs_as_kyma_documents(emulator: EmulatorHandle
 
 
 async def test_stdio_server_generates_an_image_into_the_output_folder(emulator: EmulatorHandle, out: Path) -> None:
-    env = {"KYMA_BASE_URL": emulator.base_url, "KYMA_API_KEY": TEST_KEY, "KYMA_OUTPUT_DIR": str(out)}
+    env = {
+        "KYMA_BASE_URL": emulator.base_url,
+        "KYMA_API_KEY": TEST_KEY,
+        "KYMA_OUTPUT_DIR": str(out),
+        "KYMA_RESULT_FACTS": "1",
+    }
     params = StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=env)
     with anyio.fail_after(30):
         async with Client(params) as client:

@@ -16,6 +16,7 @@ from kyma_mcp.recommend.ranking import recommend
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from tests.conftest import ConnectFactory
+from tests.results import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -86,10 +87,7 @@ async def test_an_unknown_model_is_a_resource_not_found_error(connect: ConnectFa
 async def test_the_guide_shows_what_recommend_model_picks(connect: ConnectFactory) -> None:
     async with connect() as client:
         guide = await read(client, "kyma://guide")
-        picks = {
-            row.job: (await client.call_tool("recommend_model", {"task": row.example})).structured_content
-            for row in GUIDE
-        }
+        picks = {row.job: structured(await client.call_tool("recommend_model", {"task": row.example})) for row in GUIDE}
 
     assert guide.mime_type == "text/markdown"
     assert guide.text.startswith("# Which Kyma model for which job")

@@ -95,7 +95,8 @@ async def test_stdout_is_pure_json_rpc_and_stdin_eof_exits_within_5_s(emulator: 
     assert exit_seconds < 5
     assert {"chat", "list_models"} <= {tool["name"] for tool in tools}
     assert not reply.get("isError")
-    assert reply["structuredContent"]["reply"].startswith("Echo from")
+    assert "structuredContent" not in reply  # chat is text first
+    assert reply["content"][0]["text"].startswith("Echo from")
     messages = [json.loads(line) for line in peer.lines]
     assert all(message["jsonrpc"] == "2.0" for message in messages)
     assert any(message.get("method") == "notifications/progress" for message in messages)

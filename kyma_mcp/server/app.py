@@ -86,8 +86,8 @@ class KymaServer(MCPServer):
         return self._redacted(result) if isinstance(result, CallToolResult) else result
 
     def _redacted(self, result: CallToolResult) -> CallToolResult:
-        """The result with every secret form removed from its text and structured content
-        (which passes gateway JSON through, e.g. get_limits); image data is ours, not upstream text."""
+        """The result with every secret form removed from its text, structured content and `_meta` facts
+        (which pass gateway JSON through, e.g. get_limits); image data is ours, not upstream text."""
         if not self.secrets:
             return result
         content = [
@@ -97,7 +97,8 @@ class KymaServer(MCPServer):
             for block in result.content
         ]
         structured = redact_json(result.structured_content, self.secrets)
-        return result.model_copy(update={"content": content, "structured_content": structured})
+        meta = redact_json(result.meta, self.secrets)
+        return result.model_copy(update={"content": content, "structured_content": structured, "meta": meta})
 
     async def read_resource(
         self, uri: Any, context: Context[Any, Any] | None = None

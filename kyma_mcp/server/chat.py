@@ -1,11 +1,16 @@
-"""The `chat` tool: arguments in, `chat.stream_reply` does the work, `conversations` keeps the thread."""
+"""The `chat` tool: arguments in, `chat.stream_reply` does the work, `conversations` keeps the thread.
+
+Its value is the reply, so the result is text first: the reply, then the notes and the thread id
+after `---`; no structured content (the hosts that show it instead of the text would repeat the reply
+in JSON). The other facts (model served, usage, cost, latency) go to programs in `_meta`, without the reply.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, get_args
 
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import Field, WithJsonSchema
 
 from kyma_mcp import conversations
@@ -35,6 +40,7 @@ from kyma_mcp.server.context import (
     confirming,
     dry_run_result,
     progress_of,
+    text_result,
     tool_errors,
 )
 from kyma_mcp.spend import Plan, Quote, plan_chat
@@ -148,7 +154,7 @@ async def chat(
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
     confirm: ConfirmToken = None,
-) -> Annotated[CallToolResult, ChatResult]:
+) -> CallToolResult:
     """Ask a Kyma model: a second opinion, cheaper bulk work, reasoning, or reading images (vision models).
 
     The reply comes back with the model served, tokens and cost.
@@ -197,7 +203,9 @@ async def chat(
             if max_cost_usd is not None or dry_run or state.budget.active or confirming(state):
                 plan = await _plan(state, model_id, fitted.messages, max_tokens, max_cost_usd)
             if dry_run and plan.quote is not None:
-                return dry_run_result(ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes)
+                return dry_run_result(
+                    state.settings, ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes
+                )
             payload = build_payload(
                 model_id,
                 fitted.messages,
@@ -251,9 +259,7 @@ async def chat(
         elif unavailable is not None:
             result.notes.append(f"This reply is not kept in a thread: {unavailable}")
     state.usage.record("chat", cost_usd=result.usage.cost_usd)
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
-    )
+    return text_result(state.settings, result.text(), result, exclude={"reply"})
 
 
 async def _store(state: AppState, conversation_id: str | None) -> tuple[Store | None, str | None]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from kyma_mcp import compare as fanout
@@ -30,11 +30,11 @@ from kyma_mcp.server.context import (
     MaxCost,
     ModelId,
     ToolSpec,
-    dry_run_result,
     progress_of,
+    structured_result,
     tool_errors,
 )
-from kyma_mcp.spend import Quote, quote_chat
+from kyma_mcp.spend import Quote, dry_run_text, quote_chat
 from kyma_mcp.store.records import Turn
 
 
@@ -202,9 +202,7 @@ async def compare(
         notes=notes,
     )
     state.usage.record("compare", cost_usd=result.total_cost_usd)
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
-    )
+    return structured_result(result.text(), result)
 
 
 def _options() -> JSONObject:
@@ -308,7 +306,7 @@ def _dry_run(entrants: list[fanout.Entrant], judge: Quote | None) -> CallToolRes
         comparison="dry run: nothing sent",
         notes=notes,
     )
-    return dry_run_result(result, quotes, notes)
+    return structured_result(dry_run_text(quotes, notes), result)
 
 
 TOOLS = (ToolSpec(compare, "Compare Kyma models", BILLED),)

@@ -14,7 +14,7 @@ import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from kyma_mcp.budget import Budget
@@ -131,17 +131,55 @@ class SharedState:
                 await state.store.aclose()
 
 
-def dry_run_result(result: BaseModel, quotes: Sequence[Quote], notes: Sequence[str]) -> CallToolResult:
-    """A billed tool's answer to `dry_run: true`: the estimate as text, `result` as structured content."""
+RESULT_META = "kyma-mcp/result"
+"""The `_meta` key of a text-first tool's result: its facts as JSON for programs (hosts do not show
+`_meta` to the model, the way OpenAI's Apps SDK keeps component data from it)."""
+
+
+def lean(result: BaseModel, *, exclude: set[str] | None = None) -> dict[str, Any]:
+    """`result` as JSON without the fields left at their defaults (nulls, empty lists, `fallback` unused):
+    the model class reads it back whole (`model_validate`)."""
+    return result.model_dump(mode="json", exclude_defaults=True, exclude=exclude)
+
+
+def structured_result(text: str, result: BaseModel) -> CallToolResult:
+    """A data tool's result (compare, get_limits): `text` for hosts that show text, `result` as structured
+    content for the hosts that show that instead and for the programs that read it, every field present
+    (a stable shape to read, as the output schema says)."""
     return CallToolResult(
-        content=[TextContent(type="text", text=dry_run_text(quotes, notes))],
-        structured_content=result.model_dump(mode="json"),
+        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
     )
 
 
 def confirming(state: AppState) -> bool:
     """Whether calls are quoted for KYMA_CONFIRM_ABOVE_USD."""
     return state.settings.confirm_above_usd is not None
+
+
+def text_result(
+    settings: Settings,
+    text: str,
+    result: BaseModel,
+    previews: Sequence[ImageContent] = (),
+    *,
+    exclude: set[str] | None = None,
+) -> CallToolResult:
+    """A text-first tool's result: what the model reads is `text` (and `previews`), in every host.
+
+    No structured content: Claude Code, Codex, fast-agent and pydantic-ai would show it *instead of*
+    the text, and Codex would drop the previews. With KYMA_RESULT_FACTS=1, `result` (less `exclude`,
+    which the text carries whole) goes to programs in `_meta`.
+    """
+    content: list[ContentBlock] = [TextContent(type="text", text=text), *previews]
+    meta = {RESULT_META: lean(result, exclude=exclude)} if settings.result_facts else None
+    return CallToolResult(content=content, _meta=meta)
+
+
+def dry_run_result(
+    settings: Settings, result: BaseModel, quotes: Sequence[Quote], notes: Sequence[str]
+) -> CallToolResult:
+    """A text-first billed tool's answer to `dry_run: true`: the estimate as text, `result` as its facts."""
+    return text_result(settings, dry_run_text(quotes, notes), result)
 
 
 def progress_of(ctx: AppContext) -> Progress:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, ImageContent
 from pydantic import Field
 
 from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
@@ -31,8 +31,10 @@ from kyma_mcp.server.context import (
     confirming,
     dry_run_result,
     progress_of,
+    text_result,
     tool_errors,
 )
+from kyma_mcp.settings import Settings
 from kyma_mcp.spend import Quote, check_priced, dry_run_text, fit_images, quote_images
 
 RECENT_JOBS = 20
@@ -83,7 +85,7 @@ async def generate_image(
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
     confirm: ConfirmToken = None,
-) -> Annotated[CallToolResult, ImageResult]:
+) -> CallToolResult:
     """Make pictures, logos or edits (flux-kontext-pro + image_url); previews come back, files are saved.
 
     When the result's status is running, get_image_job delivers the images later.
@@ -112,7 +114,7 @@ async def generate_image(
                     charged_usd=None,
                     message=dry_run_text([quote], plan.notes),
                 )
-                return dry_run_result(dry, [quote], plan.notes)
+                return dry_run_result(state.settings, dry, [quote], plan.notes)
         state.confirmations.check(
             consent,
             quote,
@@ -124,34 +126,35 @@ async def generate_image(
             delivery = await state.images.generate(request, view, deadline_at=deadline_at, progress=progress.report)
             held.charged_usd = delivery.newly_charged_usd
     state.usage.record("generate_image", cost_usd=delivery.newly_charged_usd)
-    return _image_result(delivery)
+    return _image_result(state.settings, delivery)
 
 
 async def get_image_job(
     ctx: AppContext,
     job_id: Annotated[JobId | None, Field(description="Omit to list recent jobs")] = None,
     wait_seconds: Annotated[float | None, Field(ge=0, le=3600)] = None,
-) -> Annotated[CallToolResult, ImageResult]:
+) -> CallToolResult:
     """Wait for an image job generate_image left running, or fetch its images again."""
     state = ctx.request_context.lifespan_context
     progress = progress_of(ctx)
     if job_id is None:
-        return _image_result(await state.images.recent(RECENT_JOBS))
+        return _image_result(state.settings, await state.images.recent(RECENT_JOBS))
     async with tool_errors(state, "get_image_job", progress) as deadline_at:
         delivery = await state.images.resume(
             job_id, wait_seconds=wait_seconds, deadline_at=deadline_at, progress=progress.report
         )
     state.usage.record("get_image_job", cost_usd=delivery.newly_charged_usd)
-    return _image_result(delivery)
+    return _image_result(state.settings, delivery)
 
 
-def _image_result(delivery: Delivery) -> CallToolResult:
-    """The text (files, URLs, model, cost), one preview image per picture, and the structured result."""
+def _image_result(settings: Settings, delivery: Delivery) -> CallToolResult:
+    """The text (files, URLs, model, cost) and one preview image per picture; the facts in `_meta`.
+
+    No structured content: Codex hands its model only the structured content when there is any, and
+    the previews would be lost.
+    """
     previews = [ImageContent(type="image", data=data, mime_type=mime) for data, mime in delivery.preview_base64()]
-    return CallToolResult(
-        content=[TextContent(type="text", text=delivery.result.text()), *previews],
-        structured_content=delivery.result.model_dump(mode="json"),
-    )
+    return text_result(settings, delivery.result.text(), delivery.result, previews)
 
 
 TOOLS = (

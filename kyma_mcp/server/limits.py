@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from kyma_mcp.errors import StoreUnavailableError, redact, spend_unreadable_note
 from kyma_mcp.limits import LimitsResult, fetch_limit_parts, limits_from_parts
-from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
+from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, structured_result, tool_errors
 
 
 async def get_limits(ctx: AppContext) -> Annotated[CallToolResult, LimitsResult]:
@@ -23,10 +23,7 @@ async def get_limits(ctx: AppContext) -> Annotated[CallToolResult, LimitsResult]
     except StoreUnavailableError as exc:
         result.notes.append(spend_unreadable_note(str(exc)))
     state.usage.record("get_limits")
-    return CallToolResult(
-        content=[TextContent(type="text", text=redact(result.text(), client.secrets))],
-        structured_content=result.model_dump(mode="json"),
-    )
+    return structured_result(redact(result.text(), client.secrets), result)
 
 
 TOOLS = (ToolSpec(get_limits, "Kyma tier, limits and balance", READ_ONLY),)

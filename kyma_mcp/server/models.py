@@ -6,13 +6,21 @@ import json
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from kyma_mcp.catalog import Capability, Kind, ListModelsResult, ModelInfo, ModelRow, models_text, page, select
+from kyma_mcp.catalog import Capability, Kind, ModelInfo, ModelRow, models_text, page, select
 from kyma_mcp.errors import unknown_model_error
 from kyma_mcp.recommend.guide import guide_markdown
-from kyma_mcp.server.context import READ_ONLY, AppContext, ResourceSpec, ToolSpec, resource_state, tool_errors
+from kyma_mcp.server.context import (
+    READ_ONLY,
+    AppContext,
+    ResourceSpec,
+    ToolSpec,
+    resource_state,
+    text_result,
+    tool_errors,
+)
 
 
 async def list_models(
@@ -24,7 +32,7 @@ async def list_models(
     kind: Kind | Literal["all"] = "all",
     limit: Annotated[int, Field(ge=1, le=100)] = 50,
     offset: Annotated[int, Field(ge=0)] = 0,
-) -> Annotated[CallToolResult, ListModelsResult]:
+) -> CallToolResult:
     """List Kyma models with context, output cap, modalities and prices, to pick a model id or check limits."""
     state = ctx.request_context.lifespan_context
     async with tool_errors(state, "list_models"):
@@ -36,10 +44,7 @@ async def list_models(
         chosen, limit=limit, offset=offset, source=view.source, failure=view.failure, age_seconds=view.age_seconds
     )
     state.usage.record("list_models")
-    return CallToolResult(
-        content=[TextContent(type="text", text=models_text(rows, result))],
-        structured_content=result.model_dump(mode="json"),
-    )
+    return text_result(state.settings, models_text(rows, result), result)
 
 
 async def models_resource() -> str:

@@ -1,17 +1,21 @@
-"""The `recommend_model` tool over the recommender."""
+"""The `recommend_model` tool over the recommender.
+
+Text first: the Pick/Cheaper/Stronger lines with their reasons and ready arguments, the notes and
+what was understood are what the model should read; the `Recommendation` goes to programs in `_meta`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from kyma_mcp.catalog import Capability
 from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.limits import request_caps
-from kyma_mcp.recommend.ranking import Priority, Recommendation, recommend
-from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, tool_errors
+from kyma_mcp.recommend.ranking import Priority, recommend
+from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, text_result, tool_errors
 
 
 async def recommend_model(
@@ -21,7 +25,7 @@ async def recommend_model(
     min_context: Annotated[int | None, Field(ge=1)] = None,
     min_output: Annotated[int | None, Field(ge=1)] = None,
     priority: Priority = "balanced",
-) -> Annotated[CallToolResult, Recommendation]:
+) -> CallToolResult:
     """Pick a Kyma model for a task when unsure: a pick, a cheaper and a stronger one, with ready arguments."""
     state = ctx.request_context.lifespan_context
     async with tool_errors(state, "recommend_model"):
@@ -37,9 +41,7 @@ async def recommend_model(
         request_caps=request_caps(bundled_tiers()),
     )
     state.usage.record("recommend_model")
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.text())], structured_content=result.model_dump(mode="json")
-    )
+    return text_result(state.settings, result.text(), result)
 
 
 TOOLS = (ToolSpec(recommend_model, "Recommend a Kyma model", READ_ONLY),)
