@@ -165,8 +165,8 @@ async def test_over_stdio_the_default_folders_are_home_and_temp(tmp_path: Path, 
         await process.aclose()
 
     in_home, in_temp, outside = answers
-    assert "1 image" in in_home["structuredContent"]["reply"]
-    assert "1 image" in in_temp["structuredContent"]["reply"]
+    assert "1 image" in in_home["content"][0]["text"]  # chat is text first: the reply is the text
+    assert "1 image" in in_temp["content"][0]["text"]
     assert outside["isError"]
     assert outside["content"][0]["text"].startswith("[path_denied]")
     assert str(home.resolve()) in outside["content"][0]["text"]

@@ -18,6 +18,7 @@ from mcp import Client
 
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.server import build_server
+from kyma_mcp.server.context import RESULT_META
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
 from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -162,6 +163,7 @@ async def test_after_kill_9_mid_job_a_repeated_call_is_charged_once_and_download
         "KYMA_STORE_URL": f"sqlite://{store}",
         "KYMA_OUTPUT_DIR": str(out),
         "KYMA_TOOL_TIMEOUT_SECONDS": "30",
+        "KYMA_RESULT_FACTS": "1",
     }
     request: dict[str, object] = {"prompt": "a lighthouse at dawn", "n": 1}
 
@@ -183,13 +185,13 @@ async def test_after_kill_9_mid_job_a_repeated_call_is_charged_once_and_download
     repeated = await call_in_new_process(env, "generate_image", request)
     again = await call_in_new_process(env, "get_image_job", {"job_id": job_id})
 
-    assert repeated["structuredContent"]["status"] == "succeeded"
-    assert repeated["structuredContent"]["job_id"] == job_id
+    assert repeated["_meta"][RESULT_META]["status"] == "succeeded"
+    assert repeated["_meta"][RESULT_META]["job_id"] == job_id
     assert emulator.state.requests["/v1/images/generations"] == 2, "the repeated call reached Kyma"
     assert journal_rows(store) == [(key, job_id, "succeeded")], "with the first call's idempotency key"
     assert len(emulator.state.jobs) == 1, "so Kyma replayed the first job instead of starting a second"
     assert emulator.state.charge_count == 1
-    [saved] = [image["file"] for image in repeated["structuredContent"]["images"]]
+    [saved] = [image["file"] for image in repeated["_meta"][RESULT_META]["images"]]
     assert [path.name for path in out.iterdir()] == [Path(saved).name]
-    assert [image["file"] for image in again["structuredContent"]["images"]] == [saved]
+    assert [image["file"] for image in again["_meta"][RESULT_META]["images"]] == [saved]
     assert emulator.state.requests[DOWNLOADS] == 1, "downloaded once, by the repeated call"

@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.http_config import HttpConfig
+from kyma_mcp.server.context import RESULT_META
 from kyma_mcp.settings import Bounds, ConfigError, Settings
 from kyma_mcp.store import open_store
 from tests.conftest import emulator_settings
@@ -69,16 +70,16 @@ async def test_two_stateless_replicas_sharing_one_store_continue_one_thread(
             # What a balancer without sticky sessions does: every request to the next replica.
             opened = await http.post(f"{first}/mcp", json=INITIALIZE)
             one = await http.post(f"{second}/mcp", json=chat_call(2, {"prompt": "name three rivers"}))
-            thread = answer_of(one)["result"]["structuredContent"]["conversation_id"]
+            thread = answer_of(one)["result"]["_meta"][RESULT_META]["conversation_id"]
             two = await http.post(f"{first}/mcp", json=chat_call(3, {"prompt": "one more", "conversation_id": thread}))
             three = await http.post(f"{second}/mcp", json=chat_call(4, {"prompt": "last", "conversation_id": thread}))
     responses = [opened, one, two, three]
     assert all("mcp-session-id" not in response.headers for response in responses)
     assert answer_of(opened)["result"]["protocolVersion"] == LEGACY
-    replies = [answer_of(response)["result"]["structuredContent"] for response in (one, two, three)]
+    replies = [answer_of(response)["result"]["_meta"][RESULT_META] for response in (one, two, three)]
     assert [reply["conversation_id"] for reply in replies] == [thread] * 3
     # The emulator counts a token per word plus 4 per message: the second replica sent the first's history.
-    history = words("name three rivers") + words(replies[0]["reply"])
+    history = words("name three rivers") + words(reply_text(one).split("\n\n---\n")[0])
     assert replies[1]["usage"]["prompt_tokens"] == history + words("one more") + 3 * 4
     assert replies[2]["usage"]["prompt_tokens"] > replies[1]["usage"]["prompt_tokens"]
     store = await open_store(Settings.model_validate({"store_url": store_url}))
@@ -151,13 +152,13 @@ async def test_stateless_mode_caps_requests_in_flight_and_opens_no_get_stream(
     assert busy.status_code == 503
     assert "KYMA_MAX_HTTP_SESSIONS" in busy.text
     assert busy.headers["retry-after"] == "5"
-    assert structured_reply(slow[0]).startswith("Echo from")
+    assert reply_text(slow[0]).startswith("Echo from")
     assert stream.status_code == 405
     assert after.status_code == 200
 
 
-def structured_reply(response: httpx2.Response) -> str:
-    return answer_of(response)["result"]["structuredContent"]["reply"]
+def reply_text(response: httpx2.Response) -> str:
+    return answer_of(response)["result"]["content"][0]["text"]  # chat is text first: the reply is the text
 
 
 def test_stateless_is_read_from_the_environment_and_only_for_streamable_http() -> None:
