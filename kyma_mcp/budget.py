@@ -7,6 +7,10 @@ concurrent calls cannot jointly overshoot), and settles with Kyma's reported cos
 (the estimate when Kyma reports none). A call refused by Kyma before anything ran releases its
 reservation. Without a budget the ledger still records every call (model, tokens, cost) for
 `get_limits` and `kyma://spend`, when the store can be used; a broken store then stops nothing.
+
+A reservation holds until its call's deadline and a minute (`RESERVATION_MARGIN_SECONDS`): one left
+by a process that died mid-call then stops holding the budget (it is marked `expired`; what that
+call may have cost is not counted, Kyma's balance in get_limits is the judge).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.store.records import MICROS_PER_USD, to_micros
 
+RESERVATION_MARGIN_SECONDS = 60.0
+"""A reservation holds for the call's deadline (KYMA_TOOL_TIMEOUT_SECONDS) and this much more: a
+process that dies mid-call (no settle, no release) stops holding the budget then."""
 _SESSION = uuid.uuid4().hex[:12]
 """This process's `session` period."""
 
@@ -145,13 +152,15 @@ class Budget:
             return
         period, reset = period_of(self._settings)
         entry = uuid.uuid4().hex
+        now = time.time()
         spend = await store.reserve(
             entry,
             period=period,
             tool=tool,
             amount_micros=to_micros(estimate_usd),
             budget_micros=None if budget is None else to_micros(budget),
-            now=time.time(),
+            now=now,
+            expires_at=now + self._settings.tool_timeout_seconds + RESERVATION_MARGIN_SECONDS,
             model=model,
         )
         if spend is None:

@@ -162,3 +162,52 @@ async def test_the_largest_reservation_is_the_largest_still_held(store_url: str)
     spend = await store.period_spend("p")
     assert (spend.settled_micros, spend.reserved_micros, spend.largest_reserved_micros) == (250, 300, 200)
     await store.aclose()
+
+
+async def test_a_reservation_left_by_a_dead_process_stops_holding_the_budget(store_url: str) -> None:
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    now = time.time()
+    await store.reserve(
+        "dead", period="p", tool="chat", amount_micros=900, budget_micros=1000, now=now - 120, expires_at=now - 1
+    )
+    await store.reserve(
+        "alive", period="p", tool="chat", amount_micros=50, budget_micros=1000, now=now - 5, expires_at=now + 60
+    )
+
+    spend = await store.period_spend("p", now=now)
+    assert (spend.reserved_micros, spend.largest_reserved_micros) == (50, 50)
+    assert await store.reserve("next", period="p", tool="chat", amount_micros=900, budget_micros=1000, now=now)
+    dead = await store.ledger_entry("dead")
+    assert dead is not None
+    assert dead.status == "expired"
+    assert await store.settle("dead", amount_micros=30, now=now)  # a settle that still arrives counts
+    assert (await store.period_spend("p", now=now)).settled_micros == 30
+    await store.aclose()
+
+
+async def test_a_crashed_call_blocks_the_budget_only_until_its_reservation_expires(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
+) -> None:
+    settings = {"budget_usd": 0.01, "store_url": store_url, "tool_timeout_seconds": 30}
+    async with connect(**settings) as client:
+        first = structured(await client.call_tool("chat", PROMPT))
+        limits = structured(await client.call_tool("get_limits", {}))["spend"]
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    [entry] = await store.period_entries(limits["started"], limit=5)
+    assert entry.expires_at is not None
+    assert entry.expires_at - entry.created_at == pytest.approx(30 + 60)  # its deadline and a minute
+    now = time.time()
+    # Another process reserved the rest of the budget, then died before settling.
+    held = round(0.01 * 1e6) - round(first["usage"]["cost_usd"] / MICRO)
+    await store.reserve(
+        "crashed", period=limits["started"], tool="chat", amount_micros=held, budget_micros=None, now=now
+    )
+    async with connect(**settings) as client:
+        blocked = await client.call_tool("chat", PROMPT)
+        async with store.database.transaction(write=True) as tx:  # its deadline and minute go by
+            await tx.execute("UPDATE spend_ledger SET expires_at = ? WHERE id = 'crashed'", (time.time() - 1,))
+        freed = await client.call_tool("chat", PROMPT)
+    await store.aclose()
+
+    assert "would cross the budget" in text_of(blocked)
+    assert structured(freed)["reply"].startswith("Echo from")

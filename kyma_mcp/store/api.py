@@ -10,6 +10,7 @@ Three kinds of state live here, each written in short transactions:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Sequence
 from typing import cast
 
@@ -24,7 +25,7 @@ from kyma_mcp.store.records import (
     Turn,
     TurnOutcome,
 )
-from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
+from kyma_mcp.store.schema import LEGACY_RESERVATION_SECONDS, MIGRATIONS, SCHEMA_VERSION
 
 _CONVERSATION_COLUMNS = "id, title, system, created_at, updated_at, turns, cost_micros, models"
 _TURN_COLUMNS = (
@@ -33,8 +34,10 @@ _TURN_COLUMNS = (
 )
 _LEDGER_COLUMNS = (
     "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at, model, input_tokens, "
-    "output_tokens"
+    "output_tokens, expires_at"
 )
+_HELD = f"status = 'reserved' AND COALESCE(expires_at, created_at + {LEGACY_RESERVATION_SECONDS}) >= ?"
+"""A reservation that still holds the budget at the time bound to `?`."""
 _JOB_COLUMNS = (
     "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files, request_fingerprint"
 )
@@ -228,22 +231,38 @@ class Store:
         amount_micros: int,
         budget_micros: int | None,
         now: float,
+        expires_at: float | None = None,
         model: str | None = None,
     ) -> PeriodSpend | None:
-        """Reserve `amount_micros` in `period` if settled + reserved + amount stays within the budget
-        (None: no budget, only record the call).
+        """Reserve `amount_micros` in `period` until `expires_at` (default: `LEGACY_RESERVATION_SECONDS`
+        from now) if settled + reserved + amount stays within the budget (None: no budget, only record).
 
         Atomic across processes and replicas: reservations of one period are serialised. Returns the
         period's spend including the new reservation, or None (nothing written) when it would exceed.
+        Reservations past their expiry (their process died) are marked `expired` first.
         """
         async with self.database.transaction(write=True, lock=f"kyma-mcp:ledger:{period}") as tx:
-            spend = await _period_spend(tx, period)
+            await tx.execute(
+                f"UPDATE spend_ledger SET status = 'expired', updated_at = ? WHERE period = ? AND status = 'reserved' "
+                f"AND NOT ({_HELD})",
+                (now, period, now),
+            )
+            spend = await _period_spend(tx, period, now)
             if budget_micros is not None and spend.total_micros + amount_micros > budget_micros:
                 return None
             await tx.execute(
-                "INSERT INTO spend_ledger (id, period, tool, status, reserved_micros, created_at, updated_at, model) "
-                "VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?)",
-                (entry_id, period, tool, amount_micros, now, now, model),
+                "INSERT INTO spend_ledger (id, period, tool, status, reserved_micros, created_at, updated_at, model, "
+                "expires_at) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
+                (
+                    entry_id,
+                    period,
+                    tool,
+                    amount_micros,
+                    now,
+                    now,
+                    model,
+                    expires_at or now + LEGACY_RESERVATION_SECONDS,
+                ),
             )
             return PeriodSpend(
                 spend.settled_micros,
@@ -263,13 +282,13 @@ class Store:
         output_tokens: int | None = None,
     ) -> bool:
         """Replace a reservation by what was really charged (and the model served and tokens Kyma
-        counted, when known); False if it was not reserved."""
+        counted, when known), even one that expired meanwhile; False if it was not reserved."""
         async with self.database.transaction(write=True) as tx:
             return bool(
                 await tx.execute(
                     "UPDATE spend_ledger SET status = 'settled', settled_micros = ?, updated_at = ?, "
                     "model = COALESCE(?, model), input_tokens = ?, output_tokens = ? "
-                    "WHERE id = ? AND status = 'reserved'",
+                    "WHERE id = ? AND status IN ('reserved', 'expired')",
                     (amount_micros, now, model, input_tokens, output_tokens, entry_id),
                 )
             )
@@ -284,9 +303,10 @@ class Store:
                 )
             )
 
-    async def period_spend(self, period: str) -> PeriodSpend:
+    async def period_spend(self, period: str, *, now: float | None = None) -> PeriodSpend:
+        """The period's money at `now` (default: the present; reservations past their expiry no longer count)."""
         async with self.database.transaction(write=False) as tx:
-            return await _period_spend(tx, period)
+            return await _period_spend(tx, period, time.time() if now is None else now)
 
     async def ledger_entry(self, entry_id: str) -> LedgerEntry | None:
         async with self.database.transaction(write=False) as tx:
@@ -372,13 +392,13 @@ class Store:
         return [_job(row) for row in rows]
 
 
-async def _period_spend(tx: Transaction, period: str) -> PeriodSpend:
+async def _period_spend(tx: Transaction, period: str, now: float) -> PeriodSpend:
     rows = await tx.fetch(
         "SELECT COALESCE(SUM(CASE WHEN status = 'settled' THEN settled_micros ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN status = 'reserved' THEN reserved_micros ELSE 0 END), 0), "
-        "COALESCE(MAX(CASE WHEN status = 'reserved' THEN reserved_micros ELSE 0 END), 0), count(*) "
+        f"COALESCE(SUM(CASE WHEN {_HELD} THEN reserved_micros ELSE 0 END), 0), "
+        f"COALESCE(MAX(CASE WHEN {_HELD} THEN reserved_micros ELSE 0 END), 0), count(*) "
         "FROM spend_ledger WHERE period = ?",
-        (period,),
+        (now, now, period),
     )
     settled, reserved, largest, calls = rows[0]
     return PeriodSpend(int(settled), int(reserved), int(largest), int(calls))
@@ -397,6 +417,7 @@ def _ledger_entry(row: Row) -> LedgerEntry:
         model=row[8],
         input_tokens=None if row[9] is None else int(row[9]),
         output_tokens=None if row[10] is None else int(row[10]),
+        expires_at=None if row[11] is None else float(row[11]),
     )
 
 

@@ -13,7 +13,9 @@ TurnStatus = Literal["pending", "complete", "failed", "interrupted"]
 """`pending` is written before the request is sent; a crash leaves it, and the next turn marks it
 `interrupted`. Only `complete` turns are ever sent again as history."""
 
-LedgerStatus = Literal["reserved", "settled", "released"]
+LedgerStatus = Literal["reserved", "settled", "released", "expired"]
+"""`expired`: reserved by a process that died before settling; it no longer holds the budget (a settle
+that still arrives counts)."""
 
 MICROS_PER_USD = 1_000_000
 
@@ -88,6 +90,7 @@ class LedgerEntry:
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ Version 2: image_jobs · request_fingerprint (SHA-256 of model, prompt, n, size,
 
 Version 3: spend_ledger · model · input_tokens · output_tokens (what `kyma://spend` lists per call;
 NULL on rows written before, and tokens NULL for image jobs).
+
+Version 4: spend_ledger · expires_at (a reservation not settled by then was left by a process that
+died: it stops holding the budget; NULL on rows written before: created_at + `LEGACY_RESERVATION_SECONDS`).
 """
 
 from __future__ import annotations
@@ -91,7 +94,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE spend_ledger ADD COLUMN output_tokens INTEGER",
         "CREATE INDEX spend_ledger_created ON spend_ledger (period, created_at)",
     ),
+    (
+        # Version 4: reservations expire, so a crashed process does not hold the budget forever.
+        "ALTER TABLE spend_ledger ADD COLUMN expires_at DOUBLE PRECISION",
+    ),
 )
 """MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+LEGACY_RESERVATION_SECONDS = 3660.0
+"""How long a reservation written before version 4 holds: the longest call (KYMA_TOOL_TIMEOUT_SECONDS
+is at most 3,600 s) and a minute."""
