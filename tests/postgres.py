@@ -9,6 +9,7 @@ missing binary or driver fails the tests instead of skipping them.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,15 +46,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server() -> Generator[str]:
     """A running server; yields its base URL (`postgresql://kyma@127.0.0.1:PORT`, no database)."""
     binaries = _binaries()
     if binaries is None:
         _unavailable(f"no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in {BIN_GLOB}")
         raise AssertionError  # unreachable: skip/fail raise
-    try:
-        import psycopg  # noqa: F401  (the store's PostgreSQL backend needs it)
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:  # the store's PostgreSQL backend needs it
         _unavailable("psycopg is not installed (pip install -e '.[dev]')")
     folder = Path(tempfile.mkdtemp(prefix="kyma-pg-"))
     run_as: list[str] = []
@@ -92,15 +91,16 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> Generator[str]:
     """A new empty database on the server, dropped afterwards; yields its URL."""
     import psycopg
+    from psycopg import sql
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield f"{server_url}/{name}"
     finally:
         with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,7 +1,10 @@
 """Reading MCP tool results in tests: the text a model sees, the result's data, the error text."""
 
+from collections.abc import Mapping
 from typing import Any
 
+import jsonschema
+from jsonschema.protocols import Validator
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
@@ -63,3 +66,9 @@ def error_text(result: CallToolResult) -> str:
     """The text of a failed result (fails the test, showing the text, otherwise)."""
     assert result.is_error, text_of(result)
     return text_of(result)
+
+
+def schema_validator(schema: Mapping[str, Any]) -> Validator:
+    """A JSON Schema 2020-12 validator, typed through jsonschema's `Validator` protocol (the package ships
+    no type information of its own)."""
+    return jsonschema.Draft202012Validator(schema)

@@ -117,7 +117,9 @@ async def test_megabyte_model_and_finish_reason_fields_are_cut_before_they_reach
         + json.dumps({"model": huge, "choices": [{"delta": {}, "finish_reason": huge}]}).encode()
         + b"\n\ndata: [DONE]\n\n"
     )
-    routes = {"chat/completions": lambda _: httpx2.Response(200, content=events, headers={"x-kyma-model": huge})}
+    routes: dict[str, Handler] = {
+        "chat/completions": lambda _: httpx2.Response(200, content=events, headers={"x-kyma-model": huge})
+    }
     async with client_for(routes, bounds={"sse_line_bytes": 16 * 1_048_576}) as client:
         result = await client.call_tool("chat", {"prompt": "hi"})
 
@@ -131,7 +133,7 @@ async def test_megabyte_model_and_finish_reason_fields_are_cut_before_they_reach
 async def test_a_catalog_over_its_bound_falls_back_to_the_bundled_snapshot() -> None:
     entry = b'{"id": "m", "name": "m", "output_modalities": ["text"]},'
     body = Counted(b'{"data": [', entry * 1000)
-    routes = {"models": lambda _: httpx2.Response(200, content=body)}
+    routes: dict[str, Handler] = {"models": lambda _: httpx2.Response(200, content=body)}
     async with client_for(routes, bounds={"catalog_bytes": 1_048_576}) as client:
         result = await client.call_tool("list_models", {})
 
@@ -141,7 +143,7 @@ async def test_a_catalog_over_its_bound_falls_back_to_the_bundled_snapshot() -> 
 
 async def test_only_the_first_bytes_of_an_error_body_are_read() -> None:
     body = Counted(b'{"error": {"message": "overloaded ', b"a" * 65_536)
-    routes = {"chat/completions": lambda _: httpx2.Response(503, content=body)}
+    routes: dict[str, Handler] = {"chat/completions": lambda _: httpx2.Response(503, content=body)}
     async with client_for(routes, max_retries=0) as client:
         result = await client.call_tool("chat", {"prompt": "hi"})
 

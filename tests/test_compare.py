@@ -25,10 +25,10 @@ async def test_one_unknown_and_one_slow_model_do_not_spoil_the_others(
 ) -> None:
     emulator.state.switches.slow_models = ["deepseek-r1"]
     emulator.state.switches.slow_token_interval_ms = 200  # 24 words ≈ 4.8 s, past the 2 s deadline
-    progress: list[str] = []
+    lines: list[str] = []
 
-    async def on_progress(_: float, __: float | None, message: str | None) -> None:
-        progress.append(message or "")
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        lines.append(message or "")
 
     async with connect(tool_timeout_seconds=2) as client:
         result = await client.call_tool(
@@ -54,7 +54,7 @@ async def test_one_unknown_and_one_slow_model_do_not_spoil_the_others(
     assert "finished qwen-3.6-plus; failed no-such-model; interrupted deepseek-r1" in data["comparison"]
     text = text_of(result)
     assert "## no-such-model · failed\n[model_not_found]" in text
-    assert any("qwen-3.6-plus" in line and "deepseek-r1" in line for line in progress)
+    assert any("qwen-3.6-plus" in line and "deepseek-r1" in line for line in lines)
 
 
 async def test_a_whole_call_cap_is_split_across_the_models(connect: ConnectFactory, emulator: EmulatorHandle) -> None:

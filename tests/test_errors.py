@@ -146,8 +146,12 @@ def test_only_errors_py_composes_error_sentences() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in words:
                 offenders.append(f"{path.relative_to(package)}:{node.lineno} {node.func.id}(…)")
-            stripping = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            if stripping and node.func.attr == "removeprefix" and isinstance(node.args[0], ast.JoinedStr):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "removeprefix"
+                and isinstance(node.args[0], ast.JoinedStr)
+            ):
                 offenders.append(f"{path.relative_to(package)}:{node.lineno} removeprefix(f…)")
     assert offenders == [], "compose the sentence in a function of kyma_mcp/errors.py and raise what it returns"
 

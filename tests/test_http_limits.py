@@ -31,7 +31,7 @@ def serving(transport: HttpTransport, emulator: EmulatorHandle, **bounds: Any) -
     """kyma-mcp over HTTP with the same uvicorn options `kyma-mcp --transport` uses."""
     config = HttpConfig(transport, token=TOKEN, bounds=Bounds.model_validate(bounds))
     sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
-    options = uvicorn_options(config) | {"timeout_graceful_shutdown": 1}
+    options: dict[str, Any] = {**uvicorn_options(config), "timeout_graceful_shutdown": 1}
     server = uvicorn.Server(uvicorn.Config(build_app(build_server(emulator_settings(emulator)), config), **options))
     with running(server, sock) as root:
         yield Served(transport, root)

@@ -4,7 +4,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -59,7 +59,7 @@ async def test_200_calls_at_tier_0_are_answered_or_told_when_to_retry(emulator: 
 
 
 @asynccontextmanager
-async def emulator_process(*args: str) -> AsyncIterator[str]:
+async def emulator_process(*args: str) -> AsyncGenerator[str]:
     """An emulator in its own process (so it doesn't share this test's CPU); yields its base URL."""
     process = await anyio.open_process([sys.executable, "-m", "kyma_mcp", "emulator", "--port", "0", *args])
     try:

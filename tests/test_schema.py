@@ -2,11 +2,11 @@
 
 from typing import Any, Literal
 
-import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
 from kyma_mcp.server.schema import compact, model_visible
+from tests.results import schema_validator
 
 
 class Part(BaseModel):
@@ -39,8 +39,8 @@ DOCUMENTS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_compact_schema_accepts_the_same_documents(document: dict[str, Any]) -> None:
-    before = jsonschema.Draft202012Validator(ORIGINAL).is_valid(document)
-    after = jsonschema.Draft202012Validator(compact(ORIGINAL)).is_valid(document)
+    before = schema_validator(ORIGINAL).is_valid(document)
+    after = schema_validator(compact(ORIGINAL)).is_valid(document)
 
     assert before == after
 

@@ -1,6 +1,6 @@
 """Pacing from what the account says, learned as it goes: one tier resolver, no local refusals on guesses."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import anyio
 import httpx2
@@ -25,7 +25,7 @@ LADDER = [(row["tier"], row["rpm"]) for row in bundled_tiers()]
 class Gateway:
     """A fake gateway: chat always answers; `/auth/limits` answers with `limits` (a status, or a body)."""
 
-    def __init__(self, limits: int | dict[str, object], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, limits: int | Mapping[str, object], headers: dict[str, str] | None = None) -> None:
         self.limits = limits
         self.headers = headers or {}
         self.chats = 0

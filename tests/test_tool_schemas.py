@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
-import jsonschema
 import pytest
 from mcp import Client
 from mcp.server.mcpserver.tools import Tool as SDKTool
@@ -21,7 +20,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.server.app import build_tools
 from kyma_mcp.settings import Settings
 from tests.conftest import ConnectFactory, emulator_settings
-from tests.results import structured
+from tests.results import schema_validator, structured
 
 CONTEXT_BUDGET_BYTES = 4_800
 """≈1,200 tokens: what every turn of every host pays for kyma-mcp's tools, whatever tools are added."""
@@ -141,14 +140,14 @@ GENERIC_KEYWORDS = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "not", "
     "$ref",
     "$defs",
 }
-KNOWN_KEYWORDS = GENERIC_KEYWORDS | set().union(*KEYWORDS_BY_TYPE.values())
+KNOWN_KEYWORDS = GENERIC_KEYWORDS | set[str]().union(*KEYWORDS_BY_TYPE.values())
 
 
 def ajv_strict_problems(node: dict[str, Any], path: str = "#") -> list[str]:
     """What Ajv in strict mode would warn about or refuse in this schema."""
     problems = [f"{path}: unknown keyword {key!r}" for key in node if key not in KNOWN_KEYWORDS]
     kind = node.get("type")
-    types = set(kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
+    types = set(cast(list[str], kind) if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
     if len(types) > 1 and not (len(types) == 2 and "null" in types):
         problems.append(f"{path}: union type {sorted(types)} needs allowUnionTypes")
     if "integer" in types:
@@ -217,12 +216,12 @@ def test_input_schemas_carry_no_defaults_titles_or_references(tool: Tool) -> Non
 
 # -- String arguments stay strings, JSON-looking or not ----------------------------------------------------
 
-FILLER = {"string": "x", "integer": 1, "number": 1, "boolean": False, "array": []}
+FILLER: dict[str, object] = {"string": "x", "integer": 1, "number": 1, "boolean": False, "array": []}
 
 
 def _types(schema: dict[str, Any]) -> set[str]:
     kind = schema.get("type")
-    return set(kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
+    return set(cast(list[str], kind) if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
 
 
 STRING_ARGUMENTS = [
@@ -287,7 +286,7 @@ async def test_json_text_is_taken_by_every_tool_that_takes_text(
 
 # -- Results match the output schemas the tools advertise (the SDK no longer re-checks them) ----------------
 
-CALLS = [
+CALLS: list[tuple[str, dict[str, Any]]] = [
     ("chat", {"prompt": "hi"}),
     ("list_models", {"limit": 3}),
     ("recommend_model", {"task": "summarise a long report"}),
@@ -308,4 +307,4 @@ async def test_structured_results_match_the_advertised_output_schema(
 
     schema = schemas[name]
     if schema is not None:
-        jsonschema.Draft202012Validator(schema).validate(structured(result))
+        schema_validator(schema).validate(structured(result))

@@ -1,5 +1,7 @@
 """The one token estimate: characters, per-message framing and images, leaning high."""
 
+from typing import Any
+
 from kyma_mcp.usage import (
     CHARS_PER_TOKEN,
     TOKENS_PER_IMAGE,
@@ -22,7 +24,7 @@ def test_english_estimate_is_not_below_four_characters_a_token() -> None:
 
 
 def test_messages_add_framing_and_images() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "abc"},
         {"role": "user", "content": [{"type": "text", "text": "abcdef"}, {"type": "image_url", "image_url": {}}]},
         {"role": "assistant", "content": None},
