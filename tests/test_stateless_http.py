@@ -138,9 +138,9 @@ async def test_stateless_mode_caps_requests_in_flight_and_opens_no_get_stream(
             async def slow_call() -> None:
                 slow.append(await http.post(f"{root}/mcp", json=chat_call(2, {"prompt": "take your time"})))
 
+            busy: httpx2.Response | None = None  # bound before the task group, whose exit may swallow errors
             async with anyio.create_task_group() as group:
                 group.start_soon(slow_call)
-                busy = None
                 for _ in range(200):  # until the slow call is in flight
                     await anyio.sleep(0.02)
                     busy = await http.post(f"{root}/mcp", json={"jsonrpc": "2.0", "id": 9, "method": "ping"})
