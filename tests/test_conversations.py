@@ -203,11 +203,12 @@ async def test_a_turn_cancelled_mid_reply_keeps_what_arrived_and_is_never_resent
         assert cancelled.cancelled_caught
         emulator.switches.update({"token_interval_ms": 0})
         store = await open_store(Settings.model_validate({"store_url": store_url}))
+        turns = await store.turns(thread)
         for _ in range(500):  # the server records the turn once the cancellation reaches it
-            turns = await store.turns(thread)
             if turns[-1].status != "pending":
                 break
             await anyio.sleep(0.02)
+            turns = await store.turns(thread)
         after = structured(await client.call_tool("chat", {"prompt": "three", "conversation_id": thread}))
         page = await client.read_resource(f"kyma://conversations/{thread}")
         await store.aclose()
