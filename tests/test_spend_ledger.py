@@ -63,13 +63,14 @@ async def test_get_limits_shows_the_largest_reservation_of_a_call_in_flight(
     emulator.switches.token_interval_ms = 20  # a 300-word reply streams for a few seconds
     slow = {**PROMPT, "prompt": "hi [[words=300]]"}
     seen: list[dict[str, Any]] = []
-    async with connect(budget_usd=1.0, store_url=store_url) as client, anyio.create_task_group() as group:
+    async with connect(budget_usd=1.0, store_url=store_url) as client:
         estimate = structured(await client.call_tool("chat", {**slow, "dry_run": True}))["estimate"]["cost_usd"]
-        group.start_soon(client.call_tool, "chat", slow)
-        with anyio.fail_after(20):
-            while not seen or seen[-1]["reserved_usd"] == 0:
-                await anyio.sleep(0.05)
-                seen.append(structured(await client.call_tool("get_limits", {}))["spend"])
+        async with anyio.create_task_group() as group:  # its exit may swallow errors: estimate is bound before
+            group.start_soon(client.call_tool, "chat", slow)
+            with anyio.fail_after(20):
+                while not seen or seen[-1]["reserved_usd"] == 0:
+                    await anyio.sleep(0.05)
+                    seen.append(structured(await client.call_tool("get_limits", {}))["spend"])
 
     held = seen[-1]
     assert held["largest_reservation_usd"] == held["reserved_usd"]
