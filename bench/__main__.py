@@ -17,7 +17,7 @@ from typing import BinaryIO, cast
 
 import anyio
 
-from bench import catalog_cache, concurrency, context_cost, first_progress, growth, launch, overhead, threads
+from bench import catalog_cache, compare, concurrency, context_cost, first_progress, growth, launch, overhead, threads
 from bench.harness import Bench, Benchmark, Counts
 from bench.report import Results, now, write
 from bench.stats import Figure
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "concurrency": concurrency.run,
     "growth": growth.run,
     "threads": threads.run,
+    "compare": compare.run,
 }
 RESULTS_DIR = Path(__file__).with_name("results")
 

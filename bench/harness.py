@@ -37,6 +37,7 @@ class Counts:
     concurrency_rounds: int = 5
     concurrent_calls: int = 100
     catalog_calls: int = 500
+    compare_rounds: int = 30
 
     @classmethod
     def tiny(cls) -> Counts:
@@ -51,6 +52,7 @@ class Counts:
             concurrency_rounds=1,
             concurrent_calls=3,
             catalog_calls=3,
+            compare_rounds=1,
         )
 
 

@@ -25,6 +25,7 @@ BENCHMARK_GROUPS = {
     "time to first progress",
     "concurrency",
     "threads",
+    "compare",
 }
 
 

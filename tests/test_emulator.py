@@ -514,6 +514,19 @@ def test_stream_timing_switches_delay_the_first_and_later_chunks(emu: EmulatorHa
     assert arrivals[-1] - arrivals[0] >= 5 * 0.02 * 0.8
 
 
+def test_a_models_own_first_byte_delay_holds_back_only_its_streams(emu: EmulatorHandle, client: httpx2.Client) -> None:
+    emu.switches.update({"model_first_byte_ms": {"qwen-3.6-plus": 150}})
+    started = time.monotonic()
+
+    with client.stream(
+        "POST", "/chat/completions", json={"model": "qwen-3.6-plus", "messages": user("hi"), "stream": True}
+    ) as s:
+        first = next(time.monotonic() - started for line in s.iter_lines() if line.startswith("data: {"))
+
+    assert first >= 0.15
+    assert emu.switches.to_json()["model_first_byte_ms"] == {"qwen-3.6-plus": 150.0}
+
+
 def test_hang_never_answers_until_the_client_gives_up(emu: EmulatorHandle, client: httpx2.Client) -> None:
     emu.switches.hang = True
 
@@ -826,6 +839,8 @@ def test_control_endpoints_read_update_and_reset_the_live_switches(emu: Emulator
         {"image_outcome": "exploded"},
         {"fallback_model": "flux-1.1-ultra"},
         {"rate_window_seconds": 0},
+        {"model_first_byte_ms": {"qwen-3.6-plus": -1}},
+        {"model_first_byte_ms": [200]},
     ],
 )
 def test_bad_switch_updates_are_400_and_change_nothing(emu: EmulatorHandle, changes: dict[str, Any]) -> None:

@@ -399,7 +399,7 @@ class ChatRoutes:
         events = _stream(
             state,
             chunks,
-            first_byte_delay=switches.first_byte_delay_ms / 1000,
+            first_byte_delay=(switches.first_byte_delay_ms + switches.model_first_byte_ms.get(chat.model.id, 0)) / 1000,
             interval=(
                 switches.slow_token_interval_ms if chat.model.id in switches.slow_models else switches.token_interval_ms
             )

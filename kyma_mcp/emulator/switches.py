@@ -43,6 +43,8 @@ class Switches:
     slow_token_interval_ms: float = 250
     first_byte_delay_ms: float = 0
     """Extra delay before the first streamed chunk, after the headers."""
+    model_first_byte_ms: dict[str, float] = field(default_factory=dict[str, float])
+    """Per model (id as requested): more delay before its first streamed chunk, e.g. to time a fan-out."""
     reply_words: int = 24
     """Reply length in words (= tokens) unless the prompt says `[[words=N]]`."""
     fail_next: list[int] = field(default_factory=list[int])
@@ -98,6 +100,9 @@ class Switches:
             value: float = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 found.append(f"{name} must be a finite number >= 0")
+        for model, value in self.model_first_byte_ms.items():
+            if not (math.isfinite(value) and value >= 0):
+                found.append(f"model_first_byte_ms[{model!r}] must be a finite number >= 0")
         if not (math.isfinite(self.rate_window_seconds) and self.rate_window_seconds > 0):
             found.append("rate_window_seconds must be > 0")
         if self.reply_words < 1:
@@ -202,6 +207,12 @@ def _integers(value: object) -> list[int]:
     return [_integer(item) for item in cast(list[object], value)]
 
 
+def _delays(value: object) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError
+    return {_string(key): _number(item) for key, item in cast(dict[object, object], value).items()}
+
+
 # Per declared field type: what JSON it takes (for the error message) and how to check it.
 _CONVERTERS: dict[object, tuple[str, Callable[[object], object]]] = {
     float: ("a number", _number),
@@ -211,6 +222,7 @@ _CONVERTERS: dict[object, tuple[str, Callable[[object], object]]] = {
     str: ("a string", _string),
     list[int]: ("a list of integers", _integers),
     list[str]: ("a list of strings", _strings),
+    dict[str, float]: ("an object of numbers", _delays),
 }
 
 
