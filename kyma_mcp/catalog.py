@@ -16,7 +16,6 @@ read the same rows.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kyma_mcp.errors import KymaError
 from kyma_mcp.kyma.wire import JSONObject, json_object, number, objects, strings
+from kyma_mcp.patterns import LazyPattern
 
 Kind = Literal["chat", "image", "audio", "video", "unknown"]
 """Only `chat` models are offered for chat and only `image` models for images; the rest are listed."""
@@ -158,7 +158,7 @@ def normalise(entry: Mapping[str, Any], price: Mapping[str, Any] | None = None) 
 
 
 _LEGACY_STAGES = frozenset({"legacy", "deprecated", "retired"})
-_SUCCESSOR = re.compile(r"[Uu]se ([A-Za-z0-9][A-Za-z0-9._:-]*) instead")
+_SUCCESSOR = LazyPattern(r"[Uu]se ([A-Za-z0-9][A-Za-z0-9._:-]*) instead")
 _MODE_KINDS: dict[str, Kind] = {
     "per-image": "image",
     "per-mp": "image",

@@ -6,19 +6,19 @@ Kept free of the MCP SDK and uvicorn, so a refused start-up fails in a fraction 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kyma_mcp.patterns import LazyPattern
 from kyma_mcp.settings import Bounds, ConfigError, Settings
 
 HttpTransport = Literal["sse", "streamable-http"]
 
 MIN_TOKEN_LENGTH = 16
 
-_HOST_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:(\d{1,5}|\*))?$")
-_ORIGIN_PATTERN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:(\d{1,5}|\*))?$")
+_HOST_PATTERN = LazyPattern(r"^(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:(\d{1,5}|\*))?$")
+_ORIGIN_PATTERN = LazyPattern(r"^https?://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:(\d{1,5}|\*))?$")
 _ENDPOINTS: dict[HttpTransport, str] = {"streamable-http": "/mcp", "sse": "/sse"}
 
 

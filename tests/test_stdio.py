@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -122,3 +123,52 @@ async def test_sigterm_exits_cleanly_within_5_s_leaving_no_children(emulator: Em
             await process.wait()
 
     assert code == 0
+
+
+DISCOVER_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "pipe", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+async def test_requests_piped_from_a_file_are_all_answered_before_the_exit(
+    emulator: EmulatorHandle, era: str, tmp_path: Path
+) -> None:
+    """`printf '…' | kyma-mcp`: stdin ends right after the last request; each one read is still answered.
+
+    The chat takes 300 ms upstream, so it is still running when stdin's EOF arrives (the SDK alone
+    answered it "Connection closed").
+    """
+    emulator.switches.latency_ms = 300
+    chat = {"name": "chat", "arguments": {"prompt": "hello"}}
+    if era == "modern":
+        lines = [
+            {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": DISCOVER_META}},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": DISCOVER_META}},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {**chat, "_meta": DISCOVER_META}},
+        ]
+    else:
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "pipe", "version": "0"}}
+        lines = [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": chat},
+        ]
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    env = {**os.environ, "KYMA_BASE_URL": emulator.base_url, "KYMA_API_KEY": TEST_KEY, "KYMA_STORE": "off"}
+
+    with requests.open("rb") as stdin:  # a file, as `kyma-mcp < requests.jsonl`; EOF comes at once
+        done = await anyio.run_process(
+            [sys.executable, "-m", "kyma_mcp"], stdin=stdin, env=env, cwd=tmp_path, check=False
+        )
+
+    answers = {message["id"]: message for message in map(json.loads, done.stdout.splitlines())}
+    assert done.returncode == 0, done.stderr.decode()
+    assert sorted(answers) == [1, 2, 3]
+    assert all("result" in answer for answer in answers.values()), answers
+    assert {tool["name"] for tool in answers[2]["result"]["tools"]} >= {"chat", "list_models"}
+    assert answers[3]["result"]["content"][0]["text"].startswith("Echo from")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import random
 import re
+import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -185,10 +185,29 @@ class KymaClient:
         """anyio time at which `/auth/limits` is (re-)read; a failed read or a 429 brings it forward, with backoff."""
         self._limits_failures = 0
         self._limits_read_at: float | None = None
+        self._made: httpx2.AsyncClient | None = None
+        self._making = threading.Lock()
 
-    @cached_property
+    @property
     def _http(self) -> httpx2.AsyncClient:
-        """Made at the first request, not at start-up: its TLS context loads the CA bundle (30-50 ms on Linux)."""
+        """Made once, not at start-up: by `prepare` on a worker thread once the server serves, else by the
+        first request (its TLS context loads the CA bundle: 30-50 ms on Linux)."""
+        made = self._made
+        if made is None:
+            with self._making:  # `prepare`'s thread and the event loop may both ask first
+                made = self._made = self._made or self._new_http()
+        return made
+
+    def prepare(self) -> None:
+        """Make the HTTP client now (from a worker thread), so that the first call does not wait for it."""
+        _ = self._http
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the HTTP client is made."""
+        return self._made is not None
+
+    def _new_http(self) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
             base_url=self._settings.base_url + "/",
             transport=self._transport,
@@ -202,8 +221,8 @@ class KymaClient:
         )
 
     async def aclose(self) -> None:
-        if "_http" in self.__dict__:  # made by a request
-            await self._http.aclose()
+        if self._made is not None:
+            await self._made.aclose()
 
     @property
     def secrets(self) -> tuple[str, ...]:

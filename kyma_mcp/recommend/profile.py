@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kyma_mcp.catalog import Capability, Kind
+from kyma_mcp.patterns import LazyPattern
 
 Trait = Literal[
     "general",
@@ -41,12 +42,12 @@ TOKENS_PER_UNIT = {"token": 1.0, "word": 4 / 3, "page": 500.0, "character": 0.25
 """Rough sizes: a page of prose ≈ 500 tokens, a word ≈ 1.33, a line of code ≈ 10."""
 
 
-def _words(alternatives: str) -> re.Pattern[str]:
+def _words(alternatives: str) -> LazyPattern:
     """A pattern matching any of the `|`-separated alternatives as whole words."""
-    return re.compile(r"\b(?:" + alternatives + r")\b")
+    return LazyPattern(r"\b(?:" + alternatives + r")\b")
 
 
-CUES: dict[Trait, re.Pattern[str]] = {
+CUES: dict[Trait, LazyPattern] = {
     "general": _words(r"default|general|general[- ]purpose|all[- ]round|everyday|balanced"),
     "code": _words(
         r"code|coding|coder|programm\w*|refactor\w*|debug\w*|bugs?|python|javascript|typescript|golang|rust|java|"
@@ -99,22 +100,22 @@ _IMAGE_NOUN = (
     r"(?:images?|pictures?|photos?|photographs?|illustrations?|logos?|posters?|icons?|artwork|renders?|"
     r"wallpapers?|banners?|thumbnails?|drawings?|paintings?|sketch(?:es)?|avatars?|graphics?|covers?|shots?)"
 )
-_MAKE = re.compile(
+_MAKE = LazyPattern(
     r"\b(?:generate|create|make|draw|design|render|paint|produce|illustrate|sketch|imagine)\w*"
     r"(?:\W+\w+){0,6}?\W+" + _IMAGE_NOUN + r"\b"
 )
-_MAKE_ALONE = re.compile(
+_MAKE_ALONE = LazyPattern(
     r"\b(?:cinematic|photo-?realistic|hero shots?|wallpapers?|concept art|clip ?art|line art|svg|text-to-image|"
     r"image generation|(?:flat|vector|digital) illustrations?|vector (?:art|graphics?|icons?|logos?)|book covers?)\b|"
     r"^\W*(?:an?|the)\s+(?:[\w-]+\s+){0,4}?" + _IMAGE_NOUN + r"\b"
 )
 """Words that mean an image is to be made without a verb: "a cinematic hero shot of …", "a minimalist logo"."""
-_EDIT = re.compile(
+_EDIT = LazyPattern(
     r"\b(?:image[- ]edit\w*|inpaint\w*|outpaint\w*|retouch\w*|background removal)\b|"
     r"\b(?:edit|modify|change|replace|remove|erase|recolou?r|restyle|swap|touch up|clean up|turn|transform)\w*"
     r"(?:\W+\w+){0,6}?\W+" + _IMAGE_NOUN + r"\b"
 )
-_SEE = re.compile(
+_SEE = LazyPattern(
     r"\b(?:describe|read|extract|analy[sz]e|caption|transcribe|identify|detect|recogni[sz]e|look at|"
     r"understand|interpret|compare|count|parse|review|summari[sz]e|explain|inspect|what'?s in|what is in)\w*"
     r"(?:\W+\w+){0,6}?\W+" + _IMAGE_NOUN + r"\b|"
@@ -123,21 +124,21 @@ _SEE = re.compile(
 )
 
 _NUMBER = r"(?P<num>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,12}(?:\.[0-9]{1,6})?)\s*(?P<mult>k|m|thousand|million)?\b"
-_SIZE = re.compile(_NUMBER + r"[\s-]*(?P<unit>tokens?|words?|pages?|characters?|chars?|lines?)\b")
-_CONTEXT = re.compile(_NUMBER + r"[\s-]*(?:tokens?[\s-]*)?context\b")
+_SIZE = LazyPattern(_NUMBER + r"[\s-]*(?P<unit>tokens?|words?|pages?|characters?|chars?|lines?)\b")
+_CONTEXT = LazyPattern(_NUMBER + r"[\s-]*(?:tokens?[\s-]*)?context\b")
 _MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}
-_OUTPUT_AFTER = re.compile(
+_OUTPUT_AFTER = LazyPattern(
     r"(?:[\s-]*\w+)??[\s-]*(?:of\s+)?(?:outputs?|responses?|repl(?:y|ies)|answers?|completions?)\b"
 )
-_VERBS = re.compile(
+_VERBS = LazyPattern(
     r"\b(?P<out>write|writes|writing|generate|produce|draft|compose|output|return|emit|author|expand|create)\b|"
     r"\b(?:read|summari[sz]e|analy[sz]e|review|process|ingest|search|parse|extract|classify|translate|digest|"
     r"compare|audit|load|upload|feed|paste|attach)\b|"
     r"\b(?:of|about|from|in|across|over|on)\s+(?:an?|the|this|that|these|those|my|our|your|their)\b"
 )
-_CLAUSE_END = re.compile(r"[.;!?\n]")
+_CLAUSE_END = LazyPattern(r"[.;!?\n]")
 # the aspect ratios Kyma's image models accept (reference §2.7), or WxH
-_ASPECT = re.compile(r"\b(1:1|16:9|9:16|4:3|3:4|21:9)\b|\b([0-9]{3,4})\s*[x\u00d7]\s*([0-9]{3,4})\b")
+_ASPECT = LazyPattern(r"\b(1:1|16:9|9:16|4:3|3:4|21:9)\b|\b([0-9]{3,4})\s*[x\u00d7]\s*([0-9]{3,4})\b")
 
 
 @dataclass(frozen=True)

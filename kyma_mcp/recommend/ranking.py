@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Capability, Kind, ModelInfo, Source
+from kyma_mcp.patterns import LazyPattern
 from kyma_mcp.recommend.profile import (
     COMMON_OUTPUT_CAP,
     CUES,
@@ -46,8 +47,8 @@ CHEAPER_BY = 0.9
 """A cheaper alternative costs at most this fraction of the pick."""
 MAX_EXCLUSIONS = 6
 
-_FLAGSHIP = re.compile(r"\b(?:flagship|top|frontier)\b", re.IGNORECASE)
-_SPEEDY = re.compile(r"flash|\bair\b|lite|mini|turbo|fast|instant|latency", re.IGNORECASE)
+_FLAGSHIP = LazyPattern(r"\b(?:flagship|top|frontier)\b", re.IGNORECASE)
+_SPEEDY = LazyPattern(r"flash|\bair\b|lite|mini|turbo|fast|instant|latency", re.IGNORECASE)
 _IMAGE_CAPABILITIES: frozenset[Capability] = frozenset({"image_generation", "image_edit"})
 _NEED_TRAITS: dict[Capability, Trait] = {
     "tools": "agentic",

@@ -4,7 +4,7 @@ which registers every tool module's tools and resources. Adding a tool touches i
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -46,11 +46,15 @@ class KymaServer(MCPServer):
     """
 
     _listed: list[MCPTool] | None = None
+    on_first_list: Callable[[], object] | None = None
+    """Called once, when the first tools/list is answered: the server is serving (`prepare_soon`)."""
 
     async def list_tools(self) -> list[MCPTool]:
         """The tool list, built once: the tools do not change while the server runs."""
         if self._listed is None:
             self._listed = await super().list_tools()
+            if self.on_first_list is not None:
+                self.on_first_list()
         return self._listed
 
     def add_tool(self, *args: Any, **kwargs: Any) -> None:
@@ -63,6 +67,14 @@ class KymaServer(MCPServer):
 
     secrets: tuple[str, ...] = ()
     """The API key and bearer token: removed, in all their forms, from every result and resource."""
+    stdio_drain_seconds: float = 55.0
+    """How long, after stdin closed, requests already read may take to be answered (`serve_stdio`)."""
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio, answering every request read before stdin closed (`server/stdio.py`)."""
+        from kyma_mcp.server.stdio import serve_stdio
+
+        await serve_stdio(self, drain_seconds=self.stdio_drain_seconds)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -127,6 +139,9 @@ def _problem(error: ErrorDetails) -> str:
     return argument_problem(where, error["msg"], error["type"])
 
 
+STDIO_DRAIN_MARGIN_SECONDS = 5.0
+"""After stdin closes, a request read before may run its whole deadline, and this much more, to be answered."""
+
 TOOL_MODULES = (chat, compare, conversations, models, images, recommend, limits, spend)
 """Every tool group; each module declares `TOOLS` and may declare `RESOURCES`."""
 
@@ -163,6 +178,8 @@ def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | N
         "kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan, tools=list(build_tools())
     )
     server.secrets = settings.secrets
+    server.on_first_list = shared.prepare_soon
+    server.stdio_drain_seconds = settings.tool_timeout_seconds + STDIO_DRAIN_MARGIN_SECONDS
     for module in TOOL_MODULES:
         resources: tuple[ResourceSpec, ...] = getattr(module, "RESOURCES", ())
         for resource in resources:

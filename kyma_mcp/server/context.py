@@ -3,6 +3,7 @@ translation of Kyma errors into the `ToolError` text the model reads."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -89,6 +90,10 @@ resource_state: ContextVar[AppState] = ContextVar("kyma_resource_state")
 """The state of the server reading a resource, set by `KymaServer.read_resource` for the read."""
 
 
+PREPARE_DELAY_SECONDS = 0.05
+"""The pause before the background preparation starts: the tools/list answer goes out first."""
+
+
 class SharedState:
     """One `AppState` per server, however often the SDK enters the lifespan.
 
@@ -102,6 +107,31 @@ class SharedState:
         self._transport = transport
         self._state: AppState | None = None
         self._users = 0
+        self._preparing: set[asyncio.Task[None]] = set()
+
+    def prepare_soon(self) -> asyncio.Task[None] | None:
+        """Prepare, in the background, what the first call would otherwise wait for; called when the
+        first `tools/list` is answered (the server is serving). Returns the task doing it."""
+        state = self._state
+        if state is None:
+            return None
+        task = asyncio.get_running_loop().create_task(self._prepare(state))  # the SDK serves on asyncio
+        self._preparing.add(task)
+        task.add_done_callback(self._preparing.discard)
+        return task
+
+    @staticmethod
+    async def _prepare(state: AppState) -> None:
+        """The HTTP client (httpcore2 import, TLS context) and the store's modules on a worker thread,
+        then the catalog (Kyma's public list, read by the first chat for its retirement notes)."""
+        await anyio.sleep(PREPARE_DELAY_SECONDS)  # the tools/list answer goes out first
+
+        def prepare() -> None:
+            state.client.prepare()
+            state.store.prepare()
+
+        await anyio.to_thread.run_sync(prepare)
+        await state.catalog.view()
 
     @asynccontextmanager
     async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:

@@ -13,6 +13,7 @@ costs nothing and a broken database only affects the calls that need it.
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -75,6 +76,15 @@ class StoreHandle:
         self._store: Store | None = None
         self._lock = anyio.Lock()
         self._pruned_at = 0.0
+
+    def prepare(self) -> None:
+        """Import the backend's modules now (from a worker thread), so the first call does not; opening
+        stays for the first call that needs the store (it creates the database file)."""
+        url = self._settings.store_url.get_secret_value() if self._settings.store_url is not None else ""
+        postgres = self._settings.store == "on" and url.startswith(("postgresql://", "postgres://"))
+        importlib.import_module("kyma_mcp.store.postgres" if postgres else "kyma_mcp.store.sqlite")
+        if self._settings.store == "on" and not url:
+            default_path()
 
     async def get(self) -> Store:
         """The open store.

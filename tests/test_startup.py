@@ -1,0 +1,65 @@
+"""Start-up does only what serving needs: no regex compiled at import, the tool list built once, and the
+Kyma HTTP client made on a worker thread once the server answered its first tools/list."""
+
+import subprocess
+import sys
+
+import pytest
+from mcp import Client
+
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.server import build_server
+from kyma_mcp.server.app import KymaServer
+from kyma_mcp.server.context import SharedState
+from kyma_mcp.settings import Settings
+from tests.conftest import emulator_settings
+
+pytestmark = pytest.mark.anyio
+
+FRESH_PROCESS = """
+from kyma_mcp.patterns import LazyPattern
+import kyma_mcp.cli, kyma_mcp.http_config, kyma_mcp.server.app
+from kyma_mcp.server import build_server
+from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.settings import Settings
+from tests.conftest import emulator_settings
+build_server(Settings())
+at_start = LazyPattern.compiled_count
+from kyma_mcp.recommend.profile import understand
+understand("Summarise a 300-page PDF, then draw a logo")
+print(at_start, LazyPattern.compiled_count)
+"""
+
+
+def test_no_pattern_is_compiled_until_a_task_is_read() -> None:
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True, check=True)
+
+    at_start, after = map(int, done.stdout.split())
+    assert at_start == 0
+    assert after > 0
+
+
+async def test_the_http_client_and_the_catalog_are_prepared_in_the_background(emulator: EmulatorHandle) -> None:
+    shared = SharedState(emulator_settings(emulator), None)
+    async with shared.lifespan(build_server(Settings())) as state:
+        assert not state.client.prepared
+        task = shared.prepare_soon()
+        assert task is not None
+        await task
+
+        assert state.client.prepared
+        assert (await state.catalog.view()).source == "cached"  # fetched by the preparation
+    assert emulator.state.requests["/v1/models"] == 1
+
+
+async def test_tools_list_is_built_once_and_announces_the_server_serving_once() -> None:
+    server = build_server(Settings(base_url="http://127.0.0.1:9/v1"))
+    assert isinstance(server, KymaServer)
+    calls: list[None] = []
+    server.on_first_list = lambda: calls.append(None)
+    async with Client(server) as client:
+        first = (await client.list_tools()).tools
+        again = (await client.list_tools()).tools
+
+    assert first == again
+    assert len(calls) == 1
