@@ -142,9 +142,23 @@ async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
     """Record how the turn ended and free the thread; shielded, so a cancelled call still marks its turn.
 
     Bounded by `FINISH_WRITE_SECONDS`: a store that does not answer in time leaves the turn pending,
-    and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck."""
+    and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck.
+
+    Raises:
+        StoreUnavailableError: the turn could not be recorded (if only its reply did not fit, the
+            turn is recorded as failed without it, and the thread is free).
+    """
     with anyio.CancelScope(shield=True, deadline=anyio.current_time() + FINISH_WRITE_SECONDS) as scope:
-        await store.finish_turn(turn.conversation_id, turn.seq, outcome, owner=turn.owner, now=time.time())
+        try:
+            await store.finish_turn(turn.conversation_id, turn.seq, outcome, owner=turn.owner, now=time.time())
+        except StoreUnavailableError:
+            if not outcome.reply:
+                raise
+            # The reply may be what does not fit (a full disk): record the turn without it, so the
+            # thread's lease is given back now rather than when it expires; the error still goes on.
+            bare = replace(outcome, status="failed", reply="", error_word=StoreUnavailableError.word)
+            await store.finish_turn(turn.conversation_id, turn.seq, bare, owner=turn.owner, now=time.time())
+            raise
     if scope.cancelled_caught:
         logger.warning("a turn's record was not written within %g s; it stays pending", FINISH_WRITE_SECONDS)
 

@@ -29,7 +29,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import ClassVar, Self, cast
+from typing import ClassVar, Literal, Self, cast
 
 TOPUP_URL = "https://kymaapi.com/billing"
 _UPSTREAM_TEXT_LIMIT = 300
@@ -221,13 +221,23 @@ def over_cap_error(whose: str, cap: str, estimate: str, options: Sequence[str]) 
     return BudgetExceededError(f"{whose} estimate is over max_cost_usd {cap}: {estimate}. Nothing was sent. {fits}")
 
 
-def store_error(where: str, problem: str, *, corrupt: bool = False) -> StoreUnavailableError:
-    """The store at `where` cannot be used; stateless calls keep working, so say so."""
-    fix = (
-        "Move that file aside (kyma-mcp then starts a new one) or set KYMA_STORE=off"
-        if corrupt
-        else "Fix that (free disk space, close the other program, check KYMA_STORE_URL) or set KYMA_STORE=off"
-    )
+StoreTrouble = Literal["corrupt", "full", "locked", "other"]
+_STORE_FIXES: dict[StoreTrouble, str] = {
+    "corrupt": "Move that file aside (kyma-mcp then starts a new one) or set KYMA_STORE=off",
+    "full": "Free space on that disk (or point KYMA_STORE_URL at another) or set KYMA_STORE=off",
+    "locked": (
+        "Close the program holding it (a database browser, a backup or sync tool, a hung kyma-mcp) "
+        "or set KYMA_STORE=off"
+    ),
+    "other": "Fix that (free disk space, close the other program, check KYMA_STORE_URL) or set KYMA_STORE=off",
+}
+
+
+def store_error(
+    where: str, problem: str, *, corrupt: bool = False, trouble: StoreTrouble = "other"
+) -> StoreUnavailableError:
+    """The store at `where` cannot be used; stateless calls keep working, so say so, and what to do."""
+    fix = _STORE_FIXES["corrupt" if corrupt else trouble]
     return StoreUnavailableError(
         f"kyma-mcp's store ({where}) cannot be used: {problem}. Calls without conversation_id still work. "
         f"{fix}, then retry."

@@ -4,6 +4,7 @@ shared by processes, and kept out of logs; a broken store leaves stateless chat 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
+from kyma_mcp.store import sqlite as sqlite_backend
 from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 
@@ -260,6 +262,97 @@ async def test_a_corrupt_store_file_keeps_stateless_chat_working(connect: Connec
     assert "not kept in a thread: [store_unavailable]" in data["notes"][0]
     assert error_text(threaded).startswith("[store_unavailable]")
     assert "not a readable SQLite database" in error_text(threaded)
+
+
+async def test_a_locked_store_answers_its_word_and_stateless_chat_keeps_working(
+    connect: ConnectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 300)  # each locked write waits this long, then gives up
+    path = tmp_path / "store.sqlite3"
+    async with connect(store_url=f"sqlite://{path}") as client:
+        first = structured(await client.call_tool("chat", {"prompt": "one two"}))
+        thread = first["conversation_id"]
+        holder = sqlite3.connect(path, isolation_level=None)  # another program, holding the write lock
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            locked = await client.call_tool("chat", {"prompt": "more", "conversation_id": thread})
+            stateless = structured(await client.call_tool("chat", {"prompt": "still there?"}))
+        finally:
+            holder.rollback()
+            holder.close()
+        again = structured(await client.call_tool("chat", {"prompt": "three", "conversation_id": thread}))
+    assert error_text(locked).startswith(f"[store_unavailable] kyma-mcp's store ({path}) cannot be used: the database")
+    assert "locked by another program for over 0.3 s" in error_text(locked)
+    assert "Close the program holding it" in error_text(locked)
+    assert stateless["reply"].startswith("Echo from")
+    assert stateless["conversation_id"] is None
+    (note,) = stateless["notes"]
+    assert note.startswith("This reply is not kept in a thread: [store_unavailable]")
+    assert "locked" in note
+    # Once the lock is gone the thread goes on, the refused turn never written.
+    assert again["usage"]["prompt_tokens"] == words("one two") + words(first["reply"]) + words("three") + 3 * 4
+
+
+async def test_a_full_disk_answers_its_word_and_stateless_chat_keeps_working(
+    connect: ConnectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up under a running server: SQLite's own size cap (`max_page_count`) on the server's
+    connection makes every write that needs a new page fail with SQLITE_FULL, as a full disk does."""
+    opened: list[sqlite3.Connection] = []
+    connect_for_real = sqlite_backend._connect  # pyright: ignore[reportPrivateUsage]
+
+    def watched(target: Path | None) -> sqlite3.Connection:
+        connection = connect_for_real(target)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(sqlite_backend, "_connect", watched)
+    path = tmp_path / "store.sqlite3"
+    big = "word " * 20_000  # 100 kB: needs new pages wherever it goes
+    async with connect(store_url=f"sqlite://{path}") as client:
+        first = structured(await client.call_tool("chat", {"prompt": "one two"}))
+        thread = first["conversation_id"]
+        (connection,) = opened
+        (pages,) = connection.execute("PRAGMA page_count").fetchone()
+        connection.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+        full = await client.call_tool("chat", {"prompt": big, "conversation_id": thread})
+        stateless = structured(await client.call_tool("chat", {"prompt": big}))
+        connection.execute("PRAGMA max_page_count = 1073741823")  # space freed
+        again = structured(await client.call_tool("chat", {"prompt": "three", "conversation_id": thread}))
+        (pages,) = connection.execute("PRAGMA page_count").fetchone()
+        connection.execute(f"PRAGMA max_page_count = {pages + 2}")  # room for the turn, not for its long reply
+        unkept = structured(await client.call_tool("chat", {"prompt": "[[words=8000]] go", "conversation_id": thread}))
+        connection.execute("PRAGMA max_page_count = 1073741823")
+        last = structured(await client.call_tool("chat", {"prompt": "four", "conversation_id": thread}))
+    store = await open_store(Settings.model_validate({"store_url": f"sqlite://{path}"}))
+    turns = await store.turns(thread)
+    await store.aclose()
+    assert error_text(full).startswith(
+        f"[store_unavailable] kyma-mcp's store ({path}) cannot be used: the disk is full"
+    )
+    assert "Free space on that disk" in error_text(full)
+    assert "Calls without conversation_id still work" in error_text(full)
+    assert stateless["reply"].startswith("Echo from")
+    assert stateless["conversation_id"] is None
+    (note,) = stateless["notes"]
+    assert note.startswith("This reply is not kept in a thread: [store_unavailable]")
+    assert "the disk is full" in note
+    assert again["usage"]["prompt_tokens"] == words("one two") + words(first["reply"]) + words("three") + 3 * 4
+    # A reply that no longer fits is still delivered (it is paid for); its turn is kept as failed, without it.
+    assert words(unkept["reply"]) > 1000
+    assert unkept["conversation_id"] == thread
+    assert unkept["notes"][-1].startswith("This reply is not kept in the thread: [store_unavailable]")
+    assert [(t.status, t.outcome.error_word) for t in turns] == [
+        ("complete", None),
+        ("complete", None),
+        ("failed", "store_unavailable"),
+        ("complete", None),
+    ]
+    assert turns[2].outcome.completion_tokens == unkept["usage"]["completion_tokens"]
+    assert (
+        last["usage"]["prompt_tokens"]
+        == again["usage"]["prompt_tokens"] + words(again["reply"]) + words("four") + 2 * 4
+    )
 
 
 async def test_store_off_keeps_threads_in_memory_and_writes_no_file(

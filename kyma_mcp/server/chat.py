@@ -177,17 +177,22 @@ async def chat(
         if store is not None and dry_run:  # a dry run reads the thread, never starts a turn in it
             earlier = await store.turns(conversation_id) if conversation_id else []
         elif store is not None:
-            turn = await conversations.begin(
-                store,
-                conversation_id=conversation_id,
-                messages=conversations.recorded(current, dict(zip(image_urls, sources, strict=True))),
-                system=system,
-                model_requested=model_id,
-                lease_seconds=state.settings.tool_timeout_seconds,
-                progress=progress,
-                conversation_days=state.settings.conversation_days,
-                wait_seconds=state.settings.timing.turn_wait_seconds,
-            )
+            try:
+                turn = await conversations.begin(
+                    store,
+                    conversation_id=conversation_id,
+                    messages=conversations.recorded(current, dict(zip(image_urls, sources, strict=True))),
+                    system=system,
+                    model_requested=model_id,
+                    lease_seconds=state.settings.tool_timeout_seconds,
+                    progress=progress,
+                    conversation_days=state.settings.conversation_days,
+                    wait_seconds=state.settings.timing.turn_wait_seconds,
+                )
+            except StoreUnavailableError as exc:  # opened, but cannot write now (a full disk, a lock held)
+                if conversation_id is not None:
+                    raise
+                store, unavailable = None, str(exc)
         info = view.find(model_id) if view is not None else None
         window = info.context_window if info else None
         fitted = conversations.fit_to_model(
@@ -250,7 +255,10 @@ async def chat(
             raise
         result.notes[:0] = plan.notes
         if store is not None and turn is not None:
-            await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
+            try:
+                await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
+            except StoreUnavailableError as exc:  # the reply is paid for: deliver it, say it was not kept
+                result.notes.append(f"This reply is not kept in the thread: {exc}")
             result.conversation_id = turn.conversation_id
             if fitted.left_out:
                 result.notes.append(

@@ -99,5 +99,5 @@ def _translate(where: str, exc: psycopg.Error | psycopg_pool.PoolTimeout) -> Sto
         return store_error(where, f"cannot connect ({type(exc).__name__})")
     code = getattr(exc, "sqlstate", None) or type(exc).__name__
     if code == "53100":
-        return store_error(where, "the server's disk is full")
+        return store_error(where, "the server's disk is full", trouble="full")
     return store_error(where, f"PostgreSQL failed ({code})")

@@ -133,9 +133,12 @@ async def _run(where: str, function: Callable[..., Any], *args: Any) -> Any:
 def _translate(where: str, exc: sqlite3.Error) -> StoreUnavailableError:
     name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
-        return store_error(where, f"the database stayed locked by another program for over {BUSY_TIMEOUT_MS // 1000} s")
+        seconds = f"{BUSY_TIMEOUT_MS / 1000:g}"
+        return store_error(
+            where, f"the database stayed locked by another program for over {seconds} s", trouble="locked"
+        )
     if name.startswith("SQLITE_FULL"):
-        return store_error(where, "the disk is full")
+        return store_error(where, "the disk is full", trouble="full")
     if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         return store_error(where, "the file is not a readable SQLite database (corrupt or not ours)", corrupt=True)
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_IOERR")):
