@@ -15,9 +15,10 @@ call may have cost is not counted, Kyma's balance in get_limits is the judge).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ from kyma_mcp.settings import Settings
 from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.store.records import MICROS_PER_USD, to_micros
+
+logger = logging.getLogger(__name__)
 
 RESERVATION_MARGIN_SECONDS = 60.0
 """A reservation holds for the call's deadline (KYMA_TOOL_TIMEOUT_SECONDS) and this much more: a
@@ -153,37 +156,49 @@ class Budget:
         period, reset = period_of(self._settings)
         entry = uuid.uuid4().hex
         now = time.time()
-        spend = await store.reserve(
-            entry,
-            period=period,
-            tool=tool,
-            amount_micros=to_micros(estimate_usd),
-            budget_micros=None if budget is None else to_micros(budget),
-            now=now,
-            expires_at=now + self._settings.tool_timeout_seconds + RESERVATION_MARGIN_SECONDS,
-            model=model,
-        )
+        try:
+            spend = await store.reserve(
+                entry,
+                period=period,
+                tool=tool,
+                amount_micros=to_micros(estimate_usd),
+                budget_micros=None if budget is None else to_micros(budget),
+                now=now,
+                expires_at=now + self._settings.tool_timeout_seconds + RESERVATION_MARGIN_SECONDS,
+                model=model,
+            )
+        except StoreUnavailableError as exc:  # opened, but not writable now (a full disk, a lock held)
+            if budget is not None:
+                raise
+            logger.warning("a %s call is not recorded in the spend ledger: [%s]", tool, exc.word)
+            spend = None
+            store = None
+        if store is None:
+            yield reservation
+            return
         if spend is None:
             raise await self.refusal(estimate_usd, period, reset)
         try:
             yield reservation
         except KymaError:
             with anyio.CancelScope(shield=True):
-                await store.release(entry, now=time.time())
+                await _quietly(store.release(entry, now=time.time()))
             raise
         except BaseException:
             with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged
-                await store.settle(entry, amount_micros=to_micros(estimate_usd), now=time.time())
+                await _quietly(store.settle(entry, amount_micros=to_micros(estimate_usd), now=time.time()))
             raise
         charged = reservation.charged_usd if reservation.charged_usd is not None else estimate_usd
         with anyio.CancelScope(shield=True):
-            await store.settle(
-                entry,
-                amount_micros=to_micros(charged),
-                now=time.time(),
-                model=reservation.model,
-                input_tokens=reservation.input_tokens,
-                output_tokens=reservation.output_tokens,
+            await _quietly(
+                store.settle(
+                    entry,
+                    amount_micros=to_micros(charged),
+                    now=time.time(),
+                    model=reservation.model,
+                    input_tokens=reservation.input_tokens,
+                    output_tokens=reservation.output_tokens,
+                )
             )
 
     async def summary(self) -> SpendSummary:
@@ -251,3 +266,12 @@ class Budget:
             usd(remaining),
             when,
         )
+
+
+async def _quietly(write: Awaitable[object]) -> None:
+    """Settle or release after the call: a store that fails now must not cost the caller the reply (or
+    replace the call's own error). The reservation stays and expires on its own (RESERVATION_MARGIN_SECONDS)."""
+    try:
+        await write
+    except StoreUnavailableError as exc:
+        logger.warning("a spend-ledger entry was not settled: [%s]; it expires on its own", exc.word)
