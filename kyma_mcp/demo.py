@@ -119,7 +119,24 @@ async def _tour(env: dict[str, str]) -> None:
             if isinstance(block, ImageContent):
                 _say(f"  preview sent to the agent: {block.mime_type}, {len(block.data) / 1000:.0f} KB of base64")
 
-        _heading("get_limits {}  (tier, limits, balance and this server's own tally)")
+        capped = {
+            "prompt": "Write a detailed 3,000-word market report.",
+            "model": "kimi-k2.6",
+            "max_tokens": 8000,
+            "max_cost_usd": 0.0005,
+        }
+        _heading(f"chat {json.dumps(capped)}  (over its cap: refused before anything is sent)")
+        _show(await client.call_tool("chat", capped))
+
+        fan_out = {
+            "prompt": "In one sentence: what is a message queue for?",
+            "models": ["qwen-3.6-plus", "kimi-k2.6", "deepseek-r1"],
+        }
+        _heading(f"compare {json.dumps(fan_out)}  (three models at once, emulated)")
+        compared = await client.call_tool("compare", fan_out, progress_callback=on_progress)
+        _show(compared, fields=("total_cost_usd",))
+
+        _heading("get_limits {}  (tier, limits, balance, this period's spend and this server's own tally)")
         _show(await client.call_tool("get_limits", {}))
 
         _heading('chat {"prompt": "…", "model": "no-such-model"}  (an error, as the agent reads it)')
