@@ -113,6 +113,8 @@ async def ask(
     version = ctx.protocol_version
     if version is not None and is_version_at_least(version, INPUT_REQUIRED_VERSION):
         return Elicit(message, SpendConfirmation)
+    if not ctx.request_context.session.can_send_request:  # e.g. stateless HTTP: no way to ask mid-call
+        return Consent.NOT_ASKED
     outcome: ConsentOutcome | None = None
     with anyio.move_on_after(answer_seconds):
         try:

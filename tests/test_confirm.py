@@ -10,14 +10,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import httpx2
 import pytest
+from mcp import Client
 from mcp.client.session import ClientRequestContext
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult
 
 from kyma_mcp.confirm import TOKEN_SECONDS, Confirmations
 from kyma_mcp.emulator import EmulatorHandle
-from tests.conftest import ConnectFactory
+from kyma_mcp.http_config import HttpConfig
+from tests.conftest import ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
+from tests.test_http import TLS, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +32,7 @@ PROMPT = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}
 ABOVE = {"confirm_above_usd": 0.001}
 Action = Literal["accept", "decline", "cancel"]
 TOKEN = re.compile(r'confirm="([0-9a-f]{16})"')
+STATELESS_TOKEN = "caller-token-0123456789"
 
 
 class User:
@@ -153,3 +159,29 @@ def test_a_token_expires() -> None:
     now[0] = 0.0
     assert tokens.redeem(fresh, "call")
     assert not tokens.redeem(fresh, "call")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_stateless_http_server_asks_where_the_protocol_lets_it(emulator: EmulatorHandle, mode: str) -> None:
+    """2026-07-28 declares capabilities with each request and asks through InputRequiredResult, which needs
+    no session; a stateless server keeps no handshake (so no declared capability, and no way back for a
+    mid-call request), so a handshake-era client gets the token instead of a question."""
+    config = HttpConfig("streamable-http", token=STATELESS_TOKEN, stateless=True)
+    user = User("accept", {"confirm": True})
+    with serving(config, emulator_settings(emulator, **ABOVE)) as root:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {STATELESS_TOKEN}"}, verify=TLS, timeout=30) as http,
+            Client(
+                streamable_http_client(f"{root}/mcp", http_client=http),
+                mode="auto" if mode == "auto" else "legacy",
+                elicitation_callback=user,
+            ) as client,
+        ):
+            result = await client.call_tool("chat", PROMPT)
+
+    if mode == "auto":
+        assert structured(result)["reply"].startswith("Echo from")
+        assert len(user.asked) == 1
+    else:
+        assert TOKEN.search(error_text(result)) is not None
+        assert user.asked == []
