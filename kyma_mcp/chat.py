@@ -178,24 +178,37 @@ class ReplyBuilder:
         self.response_model: str | None = None
         self.usage: JSONObject = {}
         self._calls: dict[int, JSONObject] = {}
+        self._model_seen: object = None
 
     def add(self, chunk: JSONObject) -> None:
+        """One streamed chunk (called per token: each check is one lookup, nothing is built for a chunk
+        that only carries text)."""
         self.chunks += 1
-        if isinstance(chunk.get("model"), str):
-            self.response_model = clip(chunk["model"], self._max_field_chars)
+        model = chunk.get("model")
+        if model != self._model_seen and isinstance(model, str):
+            self._model_seen = model
+            self.response_model = clip(model, self._max_field_chars)
         usage = chunk.get("usage")
-        if isinstance(usage, dict):
+        if usage and isinstance(usage, dict):
             self.usage = cast(JSONObject, usage)
-        for choice in objects(chunk.get("choices")):
-            delta = json_object(choice.get("delta"))
-            content = delta.get("content")
-            if isinstance(content, str):
-                self._parts.append(content)
-                self.characters += len(content)
-            for call in objects(delta.get("tool_calls")):
-                self._add_call(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = clip(str(choice["finish_reason"]), self._max_field_chars)
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return
+        for choice in cast(list[object], choices):
+            if not isinstance(choice, dict):
+                continue
+            part = cast(JSONObject, choice)
+            delta = part.get("delta")
+            if isinstance(delta, dict):
+                content = cast(JSONObject, delta).get("content")
+                if isinstance(content, str):
+                    self._parts.append(content)
+                    self.characters += len(content)
+                if calls := cast(JSONObject, delta).get("tool_calls"):
+                    for call in objects(calls):
+                        self._add_call(call)
+            if reason := part.get("finish_reason"):
+                self.finish_reason = clip(str(reason), self._max_field_chars)
 
     def _add_call(self, part: JSONObject) -> None:
         """One `delta.tool_calls` fragment: parts of one call share an `index`; names and arguments arrive in pieces."""
@@ -411,14 +424,17 @@ async def stream_reply(
                 speaker = route.model_served or model_id  # one name for the whole progress stream
                 with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
                     chunks = stream.chunks()
+                    read_up_to = bounds.reply_chars + REPLY_READ_MARGIN_CHARS
+                    announced = False  # per chunk: one flag, one clock read, no property calls
                     async for chunk in chunks:
-                        first = not builder.started
                         builder.add(chunk)
-                        if first and builder.started:
-                            await progress.report(f"first tokens from {speaker}")
-                        elif builder.started and progress.due():
+                        if not announced:
+                            if builder.started:
+                                announced = True
+                                await progress.report(f"first tokens from {speaker}")
+                        elif progress.due():
                             await progress.report(f"{builder.characters} characters from {speaker}")
-                        if builder.characters > bounds.reply_chars + REPLY_READ_MARGIN_CHARS:
+                        if builder.characters > read_up_to:
                             await chunks.aclose()  # the rest would be cut anyway: leaving the block ends the stream
                             break
                 if stream.cut:

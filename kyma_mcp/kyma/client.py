@@ -50,7 +50,7 @@ from kyma_mcp.errors import (
 from kyma_mcp.kyma.decoding import ACCEPT_ENCODING, decoded
 from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
-from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, objects, parse
+from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, finishes, parse
 from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Bounds, Settings, Timing
 
@@ -126,9 +126,10 @@ class ChatStream:
                 event = as_object(chunk)
                 if event is None:
                     continue
-                if event.get("error") is not None and not event.get("choices"):
+                choices = event.get("choices")
+                if not choices and event.get("error") is not None:
                     raise stream_error(event["error"], self._secrets)
-                if any(choice.get("finish_reason") for choice in objects(event.get("choices"))):
+                if not self.finished and finishes(choices):
                     self.finished = True
                 yield event
         except (httpx2.TransportError, httpx2.DecodingError) as exc:  # DecodingError: e.g. a corrupt gzip body

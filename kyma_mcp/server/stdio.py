@@ -15,12 +15,15 @@ wire), and the wire goes through private duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
-from collections.abc import AsyncIterator, Generator
-from contextlib import contextmanager, suppress
-from typing import cast
+import stat
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Protocol, cast
 
 import anyio
 from mcp.server import MCPServer
@@ -31,10 +34,20 @@ RESPONSE_PREFIX = '{"jsonrpc":"2.0","id":'
 _ID_DECODER = json.JSONDecoder()
 
 
+class LineSource(Protocol):
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+
+class LineSink(Protocol):
+    async def write(self, line: str) -> object: ...
+
+    async def flush(self) -> None: ...
+
+
 class Answers:
     """stdout for `stdio_server`: writes each line and counts the responses among them."""
 
-    def __init__(self, file: anyio.AsyncFile[str]) -> None:
+    def __init__(self, file: LineSink) -> None:
         self._file = file
         self.answered = 0
         self.changed = anyio.Event()
@@ -53,7 +66,7 @@ class Answers:
 class Lines:
     """stdin for `stdio_server`: its lines, and at EOF a wait until every request read is answered."""
 
-    def __init__(self, file: anyio.AsyncFile[str], answers: Answers, *, drain_seconds: float) -> None:
+    def __init__(self, file: LineSource, answers: Answers, *, drain_seconds: float) -> None:
         self._file = file
         self._answers = answers
         self._drain_seconds = drain_seconds
@@ -92,14 +105,51 @@ def is_response(line: str) -> bool:
 
 async def serve_stdio(server: MCPServer, *, drain_seconds: float) -> None:
     """Serve `server` on this process's stdin and stdout until stdin closes and every request is answered."""
-    with claimed_stdio() as (wire_in, wire_out):
-        stdout = Answers(anyio.wrap_file(wire_out))
-        stdin = Lines(anyio.wrap_file(wire_in), stdout, drain_seconds=drain_seconds)
+    async with claimed_stdio() as (wire_in, wire_out):
+        stdout = Answers(wire_out)
+        stdin = Lines(wire_in, stdout, drain_seconds=drain_seconds)
         # stdio_server reads `async for line in stdin` and calls only `write` and `flush` on stdout.
         streams = stdio_server(cast(anyio.AsyncFile[str], stdin), cast(anyio.AsyncFile[str], stdout))
         async with streams as (read_stream, write_stream):
             lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]  # as MCPServer.run_stdio_async
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+class PipeLines:
+    """stdin's lines read on the event loop (no worker thread per line), from a pipe or socket."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while line := await self._reader.readline():
+            yield line.decode("utf-8", errors="replace")
+
+
+class PipeWriter:
+    """stdout written on the event loop (no worker thread per line), to a pipe or socket."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, line: str) -> None:
+        self._writer.write(line.encode())
+
+    async def flush(self) -> None:
+        await self._writer.drain()
+
+
+class ThreadWriter:
+    """stdout written by worker threads, as the SDK does it."""
+
+    def __init__(self, file: anyio.AsyncFile[str]) -> None:
+        self._file = file
+
+    async def write(self, line: str) -> None:
+        await self._file.write(line)
+
+    async def flush(self) -> None:
+        await self._file.flush()
 
 
 class _UnownedText(io.TextIOWrapper):
@@ -111,13 +161,15 @@ class _UnownedText(io.TextIOWrapper):
             self.detach()
 
 
-@contextmanager
-def claimed_stdio() -> Generator[tuple[io.TextIOWrapper, io.TextIOWrapper]]:
-    """The wire's stdin and stdout as private text files; meanwhile fd 0 reads /dev/null and fd 1 writes
-    to stderr, and both are restored at the end.
+@asynccontextmanager
+async def claimed_stdio() -> AsyncGenerator[tuple[LineSource, LineSink]]:
+    """The wire's stdin and stdout; meanwhile fd 0 reads /dev/null and fd 1 writes to stderr, and both are
+    restored at the end.
 
-    stdin is read unbuffered (a raw read holds no lock that closing would wait on while a worker thread
-    blocks in it); stdout is buffered, so a partial pipe write is completed, and flushed after each line.
+    On POSIX a pipe or socket is read and written on the event loop itself (`PipeLines`, `PipeWriter`):
+    the SDK's default hops to a worker thread for every line in and out. Anything else (a terminal, a
+    file, stdout sharing stderr's pipe, Windows) goes through worker threads as in the SDK: stdin read
+    unbuffered (a raw read holds no lock that closing would wait on), stdout buffered and flushed per line.
     """
     private_in, private_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -126,14 +178,75 @@ def claimed_stdio() -> Generator[tuple[io.TextIOWrapper, io.TextIOWrapper]]:
         os.dup2(2, 1)
     finally:
         os.close(null)
-    wire_in = _UnownedText(io.FileIO(private_in, "rb", closefd=False), encoding="utf-8", errors="replace")
-    wire_out = _UnownedText(io.BufferedWriter(io.FileIO(private_out, "wb", closefd=False)), encoding="utf-8")
+    nonblocking: list[int] = []
     try:
-        yield wire_in, wire_out
+        async with AsyncExitStack() as stack:
+            loop = asyncio.get_running_loop()
+            source: LineSource
+            sink: LineSink
+            if _loop_can_use(private_in):
+                reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+                file_in = io.FileIO(private_in, "rb", closefd=False)  # the transport owns it
+                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), file_in)
+                nonblocking.append(private_in)
+                source = PipeLines(reader)
+            else:
+                text_in = _UnownedText(io.FileIO(private_in, "rb", closefd=False), encoding="utf-8", errors="replace")
+                source = anyio.wrap_file(text_in)
+            if _loop_can_use(private_out) and not _same_file(private_out, 2):
+                file_out = io.FileIO(private_out, "wb", closefd=False)  # the transport owns it
+                transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, file_out)
+                nonblocking.append(private_out)
+                writer = asyncio.StreamWriter(transport, protocol, None, loop)
+                stack.push_async_callback(_drained, writer)
+                sink = PipeWriter(writer)
+            else:
+                text_out = _UnownedText(
+                    io.BufferedWriter(io.FileIO(private_out, "wb", closefd=False)), encoding="utf-8"
+                )
+                stack.callback(_flushed, text_out)
+                sink = ThreadWriter(anyio.wrap_file(text_out))
+            yield source, sink
     finally:
-        with suppress(OSError, ValueError):
-            wire_out.flush()
+        for fd in nonblocking:  # the descriptions outlive us (the host's pipe): leave them as we found them
+            with suppress(OSError):
+                os.set_blocking(fd, True)
         with suppress(OSError):
             os.dup2(private_in, 0)
         with suppress(OSError):
             os.dup2(private_out, 1)
+
+
+MAX_LINE_BYTES = 1 << 30
+"""The longest line read from a pipe (the SDK's own reader has no bound; a JSON-RPC line is one message)."""
+
+
+def _loop_can_use(fd: int) -> bool:
+    """Whether the event loop can read or write `fd` itself: a pipe or a socket, on POSIX."""
+    if sys.platform == "win32":
+        return False
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    """Whether two descriptors are the same pipe (`2>&1`): stdout must not turn stderr non-blocking."""
+    try:
+        one, two = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return True
+    return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
+
+
+async def _drained(writer: asyncio.StreamWriter) -> None:
+    with suppress(OSError, RuntimeError):
+        await writer.drain()
+    writer.transport.abort() if writer.transport.is_closing() else writer.close()
+
+
+def _flushed(text: io.TextIOWrapper) -> None:
+    with suppress(OSError, ValueError):
+        text.flush()
