@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from anyio.abc import Process
 
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.server.stdio import is_response
 from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.anyio
@@ -172,3 +174,42 @@ async def test_requests_piped_from_a_file_are_all_answered_before_the_exit(
     assert all("result" in answer for answer in answers.values()), answers
     assert {tool["name"] for tool in answers[2]["result"]["tools"]} >= {"chat", "list_models"}
     assert answers[3]["result"]["content"][0]["text"].startswith("Echo from")
+
+
+async def test_stdout_and_stderr_on_one_pipe_still_carry_every_answer(emulator: EmulatorHandle) -> None:
+    """`kyma-mcp 2>&1 | …`: stdout shares stderr's pipe, so it is written by worker threads (a
+    non-blocking pipe would break stderr's writes); the answers arrive between the log lines."""
+    env = {**os.environ, "KYMA_BASE_URL": emulator.base_url, "KYMA_API_KEY": "", "KYMA_STORE": "off"}
+    hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "pipe", "version": "0"}}
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    done = await anyio.run_process(
+        [sys.executable, "-m", "kyma_mcp"],
+        input="".join(json.dumps(line) + "\n" for line in lines).encode(),
+        stderr=subprocess.STDOUT,
+        env=env,
+        check=False,
+    )
+
+    output = done.stdout.decode().splitlines()
+    answers = {message["id"]: message for message in map(json.loads, filter(lambda line: line.startswith("{"), output))}
+    assert done.returncode == 0
+    assert any("KYMA_API_KEY is not set" in line for line in output)  # stderr's line, on the same pipe
+    assert sorted(answers) == [1, 2]
+    assert "tools" in answers[2]["result"]
+
+
+@pytest.mark.parametrize(
+    ("line", "response"),
+    [
+        ('{"jsonrpc":"2.0","id":1,"result":{}}', True),
+        ('{"jsonrpc":"2.0","id":"a,\\"b","error":{"code":1}}', True),
+        ('{"jsonrpc":"2.0","id":3,"method":"elicitation/create","params":{}}', False),
+        ('{"jsonrpc":"2.0","method":"notifications/progress","params":{"result":1}}', False),
+    ],
+)
+def test_responses_are_told_from_the_servers_own_requests_and_notifications(line: str, response: bool) -> None:
+    assert is_response(line) is response
