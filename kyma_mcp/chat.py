@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import anyio
@@ -102,15 +103,19 @@ class ChatResult(BaseModel):
             estimate=quote,
         )
 
-    def text(self) -> str:
-        """The readable text content: the reply, its tool calls, any notes the agent should act on, the thread."""
+    def answer_text(self) -> str:
+        """The reply and its tool calls, as the agent reads them."""
         parts = [self.reply] if self.reply or not self.tool_calls else []
         if self.tool_calls:
             parts.append("Tool calls (send each result back as a tool message with its tool_call_id):")
             for call in self.tool_calls:
                 function = json_object(call.get("function"))
                 parts.append(f"- {function.get('name')} (id {call.get('id')}): {function.get('arguments') or '{}'}")
-        text = "\n".join(parts)
+        return "\n".join(parts)
+
+    def text(self) -> str:
+        """The readable text content: the reply, its tool calls, any notes the agent should act on, the thread."""
+        text = self.answer_text()
         lines = [f"[kyma-mcp] {note}" for note in self.notes]
         if self.conversation_id:
             lines.append(f"[kyma-mcp] conversation_id: {self.conversation_id}")
@@ -355,43 +360,73 @@ def json_argument(name: str, value: object) -> object:
     return cast(object, parsed)  # narrowed to list by the check above
 
 
-def build_payload(
-    model_id: str,
-    wire: list[JSONObject],
-    *,
-    max_tokens: int | None,
-    temperature: float | None,
-    top_p: float | None,
-    stop: list[str] | None,
-    response_format: object,
-    reasoning_effort: str | None,
-    tools: object = None,
-    tool_choice: object = None,
-) -> JSONObject:
-    """The body of `POST /chat/completions` for one call: only the fields the caller set.
+@dataclass(frozen=True)
+class RequestOptions:
+    """What a chat request carries besides model, messages and max_tokens: one builder for `chat`,
+    each model of `compare`, and the judge (which sets none).
 
     `tools`, `tool_choice` and a `response_format` object (e.g. `json_schema` with its schema) pass
     through as given: the gateway judges them.
     """
-    payload: JSONObject = {"model": model_id, "messages": wire, "stream_options": {"include_usage": True}}
-    optional = {
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "stop": stop,
-        "tools": tools,
-        "tool_choice": tool_choice,
-    }
-    payload |= {key: value for key, value in optional.items() if value is not None}
-    if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required"):
-        payload["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
-    if isinstance(response_format, dict):
-        payload["response_format"] = response_format
-    elif response_format not in ("text", None):
-        payload["response_format"] = {"type": response_format}
-    if reasoning_effort is not None:
-        payload["reasoning_effort"] = reasoning_effort
-    return payload
+
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    response_format: object = "text"
+    reasoning_effort: str | None = None
+    tools: object = None
+    tool_choice: object = None
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: list[str] | None = None,
+        response_format: object = "text",
+        reasoning_effort: str | None = None,
+        tools: object = None,
+        tool_choice: object = None,
+    ) -> RequestOptions:
+        """The options from a tool's arguments, JSON text (`tools`, `tool_choice`, `response_format`) parsed.
+
+        Raises:
+            InvalidRequestError: JSON text that does not parse, or `tools` that is not an array of objects.
+        """
+        return cls(
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            response_format=json_argument("response_format", response_format),
+            reasoning_effort=reasoning_effort,
+            tools=json_argument("tools", tools),
+            tool_choice=json_argument("tool_choice", tool_choice),
+        )
+
+    def payload(self, model_id: str, wire: list[JSONObject], *, max_tokens: int | None) -> JSONObject:
+        """The body of `POST /chat/completions` for one call: only the fields the caller set."""
+        payload: JSONObject = {"model": model_id, "messages": wire, "stream_options": {"include_usage": True}}
+        optional = {
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+        }
+        payload |= {key: value for key, value in optional.items() if value is not None}
+        choice = self.tool_choice
+        if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+            payload["tool_choice"] = {"type": "function", "function": {"name": choice}}
+        response_format = self.response_format
+        if isinstance(response_format, dict):
+            payload["response_format"] = cast(JSONObject, response_format)
+        elif response_format not in ("text", None):
+            payload["response_format"] = {"type": response_format}
+        if self.reasoning_effort is not None:
+            payload["reasoning_effort"] = self.reasoning_effort
+        return payload
 
 
 async def stream_reply(

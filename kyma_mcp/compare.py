@@ -20,7 +20,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo
-from kyma_mcp.chat import PARTIAL_REPLY_MARGIN_SECONDS, ChatResult, build_payload, stream_reply
+from kyma_mcp.chat import PARTIAL_REPLY_MARGIN_SECONDS, ChatResult, RequestOptions, stream_reply
 from kyma_mcp.errors import (
     BudgetExceededError,
     KymaError,
@@ -78,7 +78,7 @@ class CompareResult(BaseModel):
             ]
             head = f"## {section.model}{served} · " + " · ".join(f for f in facts if f)
             notes = "".join(f"\n[kyma-mcp] {note}" for note in answer.notes)
-            parts.append(f"{head}\n{answer.reply}{notes}")
+            parts.append(f"{head}\n{answer.answer_text()}{notes}")
         if self.judge is not None:
             parts.append(f"## Judge ({self.judge.model_requested})\n{self.judge.reply}")
         tail = [f"Comparison: {self.comparison}", f"Total cost: {usd(self.total_cost_usd)}."]
@@ -165,7 +165,7 @@ async def run_entrants(
     *,
     deadline_at: float,
     deadline_seconds: float,
-    payload_options: JSONObject,
+    options: RequestOptions,
 ) -> tuple[list[Section], list[KymaError]]:
     """Stream every entrant at once; each ends as its own section, whatever the others do.
 
@@ -176,7 +176,7 @@ async def run_entrants(
     failures: list[KymaError] = [e.refusal for e in entrants if e.refusal is not None]
 
     async def ask(index: int, entrant: Entrant, plan: Plan) -> None:
-        payload = build_payload(entrant.model, entrant.messages, max_tokens=plan.max_tokens, **payload_options)
+        payload = options.payload(entrant.model, entrant.messages, max_tokens=plan.max_tokens)
         section: Section | None = None
         with anyio.move_on_at(deadline_at - CUTOFF_MARGIN_SECONDS):
             try:
@@ -233,7 +233,7 @@ def check_some_answered(sections: Sequence[Section], failures: Sequence[KymaErro
     Raises:
         KymaError: of the first failure's kind; the text lists every model's error.
     """
-    if any(s.answer is not None and s.answer.reply for s in sections):
+    if any(s.answer is not None and (s.answer.reply or s.answer.tool_calls) for s in sections):
         return
     words = "; ".join(f"{s.model}: {s.error or 'no reply'}" for s in sections)
     kind = type(failures[0]) if failures else UpstreamUnavailableError

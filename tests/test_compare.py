@@ -1,5 +1,6 @@
 """The `compare` tool: parallel streams, one deadline, per-model failures, a whole-call cap."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,31 @@ async def test_a_thread_is_compared_on_without_being_appended_to(
     assert all(s["status"] == "finished" for s in sections)
     assert all(s["answer"]["usage"]["prompt_tokens"] > structured(first)["usage"]["prompt_tokens"] for s in sections)
     assert "nothing was added to it" in text_of(result)
+
+
+async def test_compare_passes_tools_and_tool_choice_to_every_model_like_chat(connect: ConnectFactory) -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    models = ["qwen-3.6-plus", "kimi-k2.6"]
+    async with connect() as client:
+        result = await client.call_tool(
+            "compare",
+            {
+                "prompt": "weather in Hanoi?",
+                "models": models,
+                "tools": json.dumps([weather]),
+                "tool_choice": "get_weather",
+            },
+        )
+        bad = await client.call_tool("compare", {"prompt": "hi", "models": models, "tools": '{"not": "a list"}'})
+
+    sections = structured(result)["sections"]
+    assert [s["answer"]["finish_reason"] for s in sections] == ["tool_calls", "tool_calls"]
+    assert all(s["answer"]["tool_calls"][0]["function"]["name"] == "get_weather" for s in sections)
+    assert text_of(result).count("- get_weather (id ") == 2  # each model's section shows its calls
+    assert error_text(bad).startswith("[invalid_request] `tools` must be a JSON array")

@@ -18,24 +18,27 @@ from kyma_mcp.chat import (
     ChatMessage,
     ChatResult,
     PartialReply,
+    RequestOptions,
     Role,
     build_messages,
-    build_payload,
     check_vision,
     has_images,
-    json_argument,
     stream_reply,
 )
 from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server.context import (
+    AS_TEXT,
+    AS_TEXT_OR_NULL,
     BILLED,
     AppContext,
     AppState,
     ConfirmToken,
     DryRun,
+    FunctionTools,
     MaxCost,
     ModelId,
+    ToolChoice,
     ToolSpec,
     confirming,
     dry_run_result,
@@ -60,10 +63,6 @@ MESSAGES_SCHEMA = {
 }
 """`messages` as the model reads it: OpenAI-style role/content objects, flat. The server also takes
 content parts and tool messages' fields (`ChatMessage`); listing them would cost every turn's context."""
-AS_TEXT = WithJsonSchema({"type": "string"})
-AS_TEXT_OR_NULL = WithJsonSchema({"type": ["string", "null"]})
-"""Free-form JSON (function tools, a json_schema) is declared as JSON text: strict-mode hosts cannot
-describe an open object. The server also takes the objects themselves (`chat.json_argument`)."""
 
 
 async def _consent(
@@ -145,11 +144,9 @@ async def chat(
         str | dict[str, Any], Field(description="text, json_object, or json_schema as JSON"), AS_TEXT
     ] = "text",
     reasoning_effort: Annotated[str | None, Field(max_length=100, description="e.g. low, medium, high")] = None,
-    tools: Annotated[
-        str | list[dict[str, Any]] | None, Field(description="OpenAI function tools, a JSON array"), AS_TEXT_OR_NULL
-    ] = None,
+    tools: Annotated[FunctionTools, Field(description="OpenAI function tools, a JSON array"), AS_TEXT_OR_NULL] = None,
     tool_choice: Annotated[
-        str | dict[str, Any] | None, Field(description="auto, none, required, or a tool name"), AS_TEXT_OR_NULL
+        ToolChoice, Field(description="auto, none, required, or a tool name"), AS_TEXT_OR_NULL
     ] = None,
     max_cost_usd: MaxCost = None,
     dry_run: DryRun = False,
@@ -211,18 +208,16 @@ async def chat(
                 return dry_run_result(
                     state.settings, ChatResult.dry_run(model_id, plan.quote, plan.notes), [plan.quote], plan.notes
                 )
-            payload = build_payload(
-                model_id,
-                fitted.messages,
-                max_tokens=plan.max_tokens,
+            options = RequestOptions.from_arguments(
                 temperature=temperature,
                 top_p=top_p,
                 stop=stop,
-                response_format=json_argument("response_format", response_format),
+                response_format=response_format,
                 reasoning_effort=reasoning_effort,
-                tools=json_argument("tools", tools),
-                tool_choice=json_argument("tool_choice", tool_choice),
+                tools=tools,
+                tool_choice=tool_choice,
             )
+            payload = options.payload(model_id, fitted.messages, max_tokens=plan.max_tokens)
             state.confirmations.check(
                 consent,
                 plan.quote,

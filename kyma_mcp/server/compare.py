@@ -13,7 +13,7 @@ from pydantic import Field
 from kyma_mcp import compare as fanout
 from kyma_mcp import conversations
 from kyma_mcp.catalog import CatalogView
-from kyma_mcp.chat import ChatResult, build_messages, build_payload, has_images, stream_reply
+from kyma_mcp.chat import ChatResult, RequestOptions, build_messages, has_images, stream_reply
 from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.errors import KymaError, too_few_models_error
 from kyma_mcp.kyma.tiers import bundled_tiers
@@ -22,13 +22,16 @@ from kyma_mcp.limits import request_caps
 from kyma_mcp.progress import Progress
 from kyma_mcp.recommend.ranking import recommend
 from kyma_mcp.server.context import (
+    AS_TEXT,
     BILLED,
     AppContext,
     AppState,
     ConfirmToken,
     DryRun,
+    FunctionTools,
     MaxCost,
     ModelId,
+    ToolChoice,
     ToolSpec,
     progress_of,
     structured_result,
@@ -150,6 +153,8 @@ async def compare(
         str | None, Field(pattern=conversations.CONVERSATION_ID_PATTERN, description="Ask about a thread")
     ] = None,
     judge_model: Annotated[ModelId | None, Field(description="Summarises")] = None,
+    tools: Annotated[FunctionTools, AS_TEXT] = None,
+    tool_choice: Annotated[ToolChoice, AS_TEXT] = None,
     dry_run: DryRun = False,
     confirm: ConfirmToken = None,
 ) -> Annotated[CallToolResult, fanout.CompareResult]:
@@ -162,6 +167,7 @@ async def compare(
     state = ctx.request_context.lifespan_context
     progress = progress_of(ctx)
     async with tool_errors(state, "compare", progress) as deadline_at:
+        options = RequestOptions.from_arguments(tools=tools, tool_choice=tool_choice)
         planned = await _plan(state, prompt, models, system, max_tokens, max_cost_usd, conversation_id, judge_model)
         entrants, judge, current = planned.entrants, planned.judge, planned.current
         if dry_run:
@@ -170,7 +176,7 @@ async def compare(
             consent,
             planned.quote(),
             threshold=state.settings.confirm_above_usd,
-            call=fingerprint("compare", planned.request(max_tokens, judge_model)),
+            call=fingerprint("compare", [planned.request(max_tokens, judge_model), options.tools, options.tool_choice]),
             token=confirm,
         )
         estimate = planned.quote().cost_usd or 0.0
@@ -183,7 +189,7 @@ async def compare(
                 entrants,
                 deadline_at=deadline_at,
                 deadline_seconds=state.settings.tool_timeout_seconds,
-                payload_options=_options(),
+                options=options,
             )
             fanout.check_some_answered(sections, failures)
             verdict, notes = await _judge(state, judge_model, judge, current, sections, deadline_at)
@@ -203,10 +209,6 @@ async def compare(
     )
     state.usage.record("compare", cost_usd=result.total_cost_usd)
     return structured_result(result.text(), result)
-
-
-def _options() -> JSONObject:
-    return {"temperature": None, "top_p": None, "stop": None, "response_format": "text", "reasoning_effort": None}
 
 
 def _models(models: list[str] | None, current: list[JSONObject], view: CatalogView, state: AppState) -> list[str]:
@@ -267,8 +269,8 @@ async def _judge(
     if len(answered) < fanout.MIN_MODELS or deadline_at - anyio.current_time() < fanout.JUDGE_MIN_SECONDS:
         return None, [f"The judge ({judge_model}) was not asked: fewer than two answers, or too little time left."]
     question = " ".join(str(m["content"]) for m in current if isinstance(m.get("content"), str))
-    payload = build_payload(
-        judge_model, fanout.judge_messages(question, answered), max_tokens=fanout.JUDGE_MAX_TOKENS, **_options()
+    payload = RequestOptions().payload(
+        judge_model, fanout.judge_messages(question, answered), max_tokens=fanout.JUDGE_MAX_TOKENS
     )
 
     async def quiet(_: float, __: float | None, ___: str) -> None:

@@ -38,7 +38,15 @@ and hints cannot depend on arguments); the rest only read."""
 
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
 MaxCost = Annotated[float | None, Field(gt=0, le=10_000, description="USD cap"), WithJsonSchema({"type": "number"})]
-DryRun = Annotated[bool, Field(description="Estimate only")]
+DryRun = bool
+"""`dry_run`: the estimate, nothing sent. The name says it; a description would cost three tools' context."""
+FunctionTools = str | list[dict[str, Any]] | None
+ToolChoice = str | dict[str, Any] | None
+"""`tools` and `tool_choice`, as `chat` and `compare` take them (JSON text or the objects)."""
+AS_TEXT = WithJsonSchema({"type": "string"})
+AS_TEXT_OR_NULL = WithJsonSchema({"type": ["string", "null"]})
+"""Free-form JSON (function tools, a json_schema) is declared as JSON text: strict-mode hosts cannot
+describe an open object. The server also takes the objects themselves (`chat.json_argument`)."""
 ConfirmToken = Annotated[str | None, Field(max_length=64), WithJsonSchema({"type": "string"})]
 """The token a refusal above KYMA_CONFIRM_ABOVE_USD hands out (see `confirm`); the refusal explains it,
 so the schema spends no description on it. Optional arguments declared without `null` save context."""
