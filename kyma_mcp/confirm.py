@@ -7,7 +7,8 @@ A billed call whose estimate is above the threshold is sent only once the user a
   `KYMA_TOOL_TIMEOUT_SECONDS`. Decline, cancel or no answer refuse the call;
 - a client that did not declare it is never asked (that is a protocol error): the call is refused
   with the estimate and a one-time `confirm` token, bound to the call's fingerprint and valid
-  for `TOKEN_SECONDS`; the agent asks the user in its own words and passes the token back.
+  for `TOKEN_SECONDS`; the agent asks the user in its own words and passes the token back. Tokens
+  live in the store, so any replica redeems them (once).
 
 Each billed tool declares a resolver (run by the SDK before the tool's body) that estimates the
 call and decides whether to ask; the body, which quotes the call again as it will be sent, then
@@ -33,8 +34,9 @@ from mcp.types import ClientCapabilities
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from kyma_mcp.errors import KymaError, confirmation_needed_error, user_declined_error
+from kyma_mcp.errors import KymaError, StoreUnavailableError, confirmation_needed_error, user_declined_error
 from kyma_mcp.spend import Quote, usd
+from kyma_mcp.store import Store, StoreHandle
 
 TOKEN_SECONDS = 600.0
 """How long a `confirm` token stays valid."""
@@ -140,35 +142,53 @@ def fingerprint(tool: str, request: object) -> str:
 
 
 class Confirmations:
-    """The server's outstanding `confirm` tokens: one-time, bound to a call's fingerprint, expiring.
+    """The outstanding `confirm` tokens: one-time, bound to a call's fingerprint, expiring.
 
-    Kept in memory: a token is redeemed by the server (process) that issued it.
+    Kept in the store when it can be used, so a token issued by one process (or replica behind a
+    load balancer) is good once at any; else in this process's memory.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: StoreHandle | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
         self._clock = clock
         self._tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def issue(self, call: str) -> str:
+    async def _shared(self) -> Store | None:
+        if self._store is None:
+            return None
+        try:
+            return await self._store.get()
+        except StoreUnavailableError:
+            return None
+
+    async def issue(self, call: str) -> str:
         now = self._clock()
-        for token, (_, until) in list(self._tokens.items()):
+        token = secrets.token_hex(8)
+        store = await self._shared()
+        if store is not None:
+            await store.issue_token(token, call, expires_at=now + TOKEN_SECONDS, now=now)
+            return token
+        for old, (_, until) in list(self._tokens.items()):
             if until < now:
-                del self._tokens[token]
+                del self._tokens[old]
         while len(self._tokens) >= MAX_TOKENS:
             self._tokens.popitem(last=False)
-        token = secrets.token_hex(8)
         self._tokens[token] = (call, now + TOKEN_SECONDS)
         return token
 
-    def redeem(self, token: str, call: str) -> bool:
+    async def redeem(self, token: str, call: str) -> bool:
         """Use `token` for `call`: True once, if it was issued for this very call and has not expired."""
-        held = self._tokens.get(token)
+        now = self._clock()
+        store = await self._shared()
+        if store is not None and await store.redeem_token(token, call, now=now):
+            return True
+        held = self._tokens.get(token)  # issued while the store could not be used
         if held is None or held[0] != call:
             return False
         del self._tokens[token]
-        return held[1] >= self._clock()
+        return held[1] >= now
 
-    def check(
+    async def check(
         self,
         outcome: ConsentOutcome,
         quote: Quote | None,
@@ -184,7 +204,7 @@ class Confirmations:
         """
         if threshold is None or quote is None or quote.cost_usd is None or quote.cost_usd <= threshold:
             return
-        if token is not None and self.redeem(token, call):
+        if token is not None and await self.redeem(token, call):
             return
         consent = consent_of(outcome)
         if consent is Consent.ACCEPTED:
@@ -193,5 +213,5 @@ class Confirmations:
             raise user_declined_error(quote.text(), usd(threshold))
         minutes = round(TOKEN_SECONDS / 60)
         raise confirmation_needed_error(
-            quote.text(), usd(threshold), self.issue(call), minutes, stale=token is not None
+            quote.text(), usd(threshold), await self.issue(call), minutes, stale=token is not None
         )

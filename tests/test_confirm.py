@@ -20,6 +20,8 @@ from mcp.types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult
 from kyma_mcp.confirm import TOKEN_SECONDS, Confirmations
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.http_config import HttpConfig
+from kyma_mcp.settings import Settings
+from kyma_mcp.store import StoreHandle
 from tests.conftest import ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 from tests.test_http import TLS, serving
@@ -148,17 +150,38 @@ async def test_images_and_compare_ask_too(connect: ConnectFactory, emulator: Emu
     assert emulator.state.requests["/v1/images/generations"] == 0
 
 
-def test_a_token_expires() -> None:
-    now = [0.0]
-    tokens = Confirmations(clock=lambda: now[0])
-    late, fresh = tokens.issue("call"), tokens.issue("call")
+@pytest.mark.parametrize("shared", [True, False], ids=["in the store", "in memory"])
+async def test_a_token_is_good_once_for_its_call_until_it_expires(shared: bool, store_url: str) -> None:
+    now = [1_000_000.0]
+    handle = StoreHandle(Settings.model_validate({"store_url": store_url})) if shared else None
+    tokens = Confirmations(handle, clock=lambda: now[0])
+    late, fresh = await tokens.issue("call"), await tokens.issue("call")
 
-    now[0] = TOKEN_SECONDS + 1
-    assert not tokens.redeem(late, "call")
-    assert not tokens.redeem("0" * 16, "call")
-    now[0] = 0.0
-    assert tokens.redeem(fresh, "call")
-    assert not tokens.redeem(fresh, "call")
+    now[0] += TOKEN_SECONDS + 1
+    assert not await tokens.redeem(late, "call")
+    now[0] -= TOKEN_SECONDS + 1
+    assert not await tokens.redeem("0" * 16, "call")
+    assert not await tokens.redeem(fresh, "another call")
+    assert await tokens.redeem(fresh, "call")
+    assert not await tokens.redeem(fresh, "call")
+    if handle is not None:
+        await handle.aclose()
+
+
+async def test_a_token_issued_by_one_replica_is_good_once_at_another(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
+) -> None:
+    settings = {**ABOVE, "store_url": store_url}
+    async with connect(**settings) as first, connect(**settings) as second:  # two servers, one store
+        refused = await first.call_tool("chat", PROMPT)
+        token = TOKEN.search(error_text(refused))
+        assert token is not None
+        sent = await second.call_tool("chat", {**PROMPT, "confirm": token[1]})
+        again = await first.call_tool("chat", {**PROMPT, "confirm": token[1]})
+
+    assert structured(sent)["reply"].startswith("Echo from")
+    assert "is unknown, used, expired" in error_text(again)
+    assert emulator.state.requests[CHAT] == 1
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

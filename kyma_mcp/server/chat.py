@@ -218,7 +218,7 @@ async def chat(
                 tool_choice=tool_choice,
             )
             payload = options.payload(model_id, fitted.messages, max_tokens=plan.max_tokens)
-            state.confirmations.check(
+            await state.confirmations.check(
                 consent,
                 plan.quote,
                 threshold=state.settings.confirm_above_usd,

@@ -172,7 +172,7 @@ async def compare(
         entrants, judge, current = planned.entrants, planned.judge, planned.current
         if dry_run:
             return _dry_run(entrants, judge)
-        state.confirmations.check(
+        await state.confirmations.check(
             consent,
             planned.quote(),
             threshold=state.settings.confirm_above_usd,

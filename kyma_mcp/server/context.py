@@ -155,7 +155,7 @@ class SharedState:
                 ImageJobs(client, self._settings, JobJournal(store)),
                 store,
                 Budget(self._settings, store),
-                Confirmations(),
+                Confirmations(store),
             )
         state = self._state
         self._users += 1

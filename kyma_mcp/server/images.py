@@ -115,7 +115,7 @@ async def generate_image(
                     message=dry_run_text([quote], plan.notes),
                 )
                 return dry_run_result(state.settings, dry, [quote], plan.notes)
-        state.confirmations.check(
+        await state.confirmations.check(
             consent,
             quote,
             threshold=state.settings.confirm_above_usd,

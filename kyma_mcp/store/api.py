@@ -4,7 +4,8 @@ Three kinds of state live here, each written in short transactions:
 - conversations and their turns (the `chat` tool's threads), with a lease so that only one turn
   of a thread is in flight at a time, across processes and replicas;
 - the spend ledger: reservations made atomically against a budget, settled or released later;
-- the image-job journal: each job recorded before its submit is sent.
+- the image-job journal: each job recorded before its submit is sent;
+- the one-time `confirm` tokens of KYMA_CONFIRM_ABOVE_USD.
 """
 
 from __future__ import annotations
@@ -321,6 +322,27 @@ class Store:
                 (period, limit),
             )
         return [_ledger_entry(row) for row in rows]
+
+    # Confirm tokens ----------------------------------------------------------------------------
+
+    async def issue_token(self, token: str, fingerprint: str, *, expires_at: float, now: float) -> None:
+        """Record a one-time `confirm` token for the call with `fingerprint`; expired ones go first."""
+        async with self.database.transaction(write=True) as tx:
+            await tx.execute("DELETE FROM confirm_tokens WHERE expires_at < ?", (now,))
+            await tx.execute(
+                "INSERT INTO confirm_tokens (token, fingerprint, expires_at) VALUES (?, ?, ?)",
+                (token, fingerprint, expires_at),
+            )
+
+    async def redeem_token(self, token: str, fingerprint: str, *, now: float) -> bool:
+        """Use a token: True once (across processes), if it is for this very call and not expired."""
+        async with self.database.transaction(write=True) as tx:
+            return bool(
+                await tx.execute(
+                    "DELETE FROM confirm_tokens WHERE token = ? AND fingerprint = ? AND expires_at >= ?",
+                    (token, fingerprint, now),
+                )
+            )
 
     # Image-job journal -------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ NULL on rows written before, and tokens NULL for image jobs).
 
 Version 4: spend_ledger · expires_at (a reservation not settled by then was left by a process that
 died: it stops holding the budget; NULL on rows written before: created_at + `LEGACY_RESERVATION_SECONDS`).
+
+Version 5: confirm_tokens  token PK · fingerprint (of the call it confirms) · expires_at: the one-time
+`confirm` tokens of KYMA_CONFIRM_ABOVE_USD, shared by processes and replicas.
 """
 
 from __future__ import annotations
@@ -97,6 +100,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # Version 4: reservations expire, so a crashed process does not hold the budget forever.
         "ALTER TABLE spend_ledger ADD COLUMN expires_at DOUBLE PRECISION",
+    ),
+    (
+        # Version 5: a confirm token issued by one replica is good (once) at any.
+        """CREATE TABLE confirm_tokens (
+            token TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
     ),
 )
 """MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""
