@@ -166,8 +166,11 @@ class Confirmations:
         token = secrets.token_hex(8)
         store = await self._shared()
         if store is not None:
-            await store.issue_token(token, call, expires_at=now + TOKEN_SECONDS, now=now)
-            return token
+            try:
+                await store.issue_token(token, call, expires_at=now + TOKEN_SECONDS, now=now)
+                return token
+            except StoreUnavailableError:  # opened, but cannot be written (locked, full): keep it here
+                pass
         for old, (_, until) in list(self._tokens.items()):
             if until < now:
                 del self._tokens[old]
@@ -180,8 +183,11 @@ class Confirmations:
         """Use `token` for `call`: True once, if it was issued for this very call and has not expired."""
         now = self._clock()
         store = await self._shared()
-        if store is not None and await store.redeem_token(token, call, now=now):
-            return True
+        try:
+            if store is not None and await store.redeem_token(token, call, now=now):
+                return True
+        except StoreUnavailableError:
+            pass
         held = self._tokens.get(token)  # issued while the store could not be used
         if held is None or held[0] != call:
             return False

@@ -6,6 +6,7 @@ Every path runs through the SDK's in-memory client in both protocol eras (the `e
 """
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.http_config import HttpConfig
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import StoreHandle
+from kyma_mcp.store import sqlite as sqlite_backend
 from tests.conftest import ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 from tests.test_http import TLS, serving
@@ -208,3 +210,24 @@ async def test_a_stateless_http_server_asks_where_the_protocol_lets_it(emulator:
     else:
         assert TOKEN.search(error_text(result)) is not None
         assert user.asked == []
+
+
+async def test_a_locked_store_keeps_the_token_in_memory_and_it_still_works(
+    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 300)  # each locked write waits this long, then gives up
+    path = tmp_path / "store.sqlite3"
+    async with connect(store_url=f"sqlite://{path}", **ABOVE) as client:
+        assert not (await client.call_tool("chat", {**PROMPT, "dry_run": True})).is_error  # opens the store
+        holder = sqlite3.connect(path, isolation_level=None)  # another program, holding the write lock
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            refused = await client.call_tool("chat", PROMPT)
+        finally:
+            holder.rollback()
+            holder.close()
+        token = TOKEN.search(error_text(refused))
+        assert token is not None, error_text(refused)
+        sent = await client.call_tool("chat", {**PROMPT, "confirm": token[1]})
+
+    assert structured(sent)["reply"].startswith("Echo from")
