@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -165,6 +165,10 @@ class SharedState:
             self._users -= 1
             if self._users == 0:
                 self._state = None
+                for task in list(self._preparing):  # it would use the client about to close
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
                 await state.client.aclose()
                 await state.store.aclose()
 
