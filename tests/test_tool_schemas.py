@@ -131,7 +131,7 @@ def test_the_strict_rules_catch_what_hosts_reported() -> None:
 # -- Ajv strict mode (strictSchema, strictTypes, strictRequired; no allowUnionTypes) ------------------------
 
 KEYWORDS_BY_TYPE = {
-    "string": {"minLength", "maxLength", "pattern", "format"},
+    "string": {"minLength", "maxLength", "pattern"},
     "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
     "array": {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains"},
     "object": {"properties", "required", "additionalProperties", "minProperties", "maxProperties"},
@@ -145,7 +145,9 @@ KNOWN_KEYWORDS = GENERIC_KEYWORDS | set[str]().union(*KEYWORDS_BY_TYPE.values())
 
 def ajv_strict_problems(node: dict[str, Any], path: str = "#") -> list[str]:
     """What Ajv in strict mode would warn about or refuse in this schema."""
-    problems = [f"{path}: unknown keyword {key!r}" for key in node if key not in KNOWN_KEYWORDS]
+    problems = [f"{path}: unknown keyword {key!r}" for key in node if key not in KNOWN_KEYWORDS | {"format"}]
+    if "format" in node:  # without the ajv-formats plugin every format is unknown, and strict mode refuses it
+        problems.append(f"{path}: unknown format {node['format']!r}")
     kind = node.get("type")
     types = set(cast(list[str], kind) if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
     if len(types) > 1 and not (len(types) == 2 and "null" in types):
@@ -181,6 +183,13 @@ def test_the_ajv_rules_catch_the_gemini_warning() -> None:
     content = {"anyOf": [{"type": "string"}, {"type": "array"}], "maxLength": 10}
 
     assert ajv_strict_problems(content) == ['#: missing type "string" for keyword "maxLength"']
+
+
+def test_the_ajv_rules_catch_a_format_and_no_schema_names_one() -> None:
+    resets_at = {"type": ["string", "null"], "format": "date-time"}  # what pydantic writes for a datetime
+
+    assert ajv_strict_problems(resets_at) == ["#: unknown format 'date-time'"]
+    assert '"format"' not in json.dumps([(tool.input_schema, tool.output_schema) for tool in TOOLS])
 
 
 # -- What the schemas ask for ------------------------------------------------------------------------------

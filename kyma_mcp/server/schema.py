@@ -10,6 +10,10 @@ the form OpenAI strict mode and Ajv strict mode both take as it is.
 
 Output schemas travel on the wire but few hosts show them to the model; `compact` keeps them
 exact and small for the programs that validate structured content.
+
+Neither keeps `format` (pydantic writes `date-time` for a datetime): in draft 2020-12 it is an
+annotation that validates nothing, and Ajv in strict mode without its formats plugin refuses to
+compile a schema that names one.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ def _walk(node: object, rules: _Rules) -> object:
         return _walk({**_resolve(rules.root, ref), **{k: v for k, v in schema.items() if k != "$ref"}}, rules)
     out: dict[str, object] = {}
     for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
+        if key in ("title", "format") and isinstance(value, str):
             continue
         if key == "description" and not rules.keep_descriptions:
             continue
