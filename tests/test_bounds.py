@@ -231,3 +231,29 @@ async def test_a_download_that_is_not_an_image_is_refused_naming_the_job(tmp_pat
     assert 'get_image_job with job_id="6745a3c2e4b0f1a2b3c4d5e6"' in text
     assert "new one" not in text
     assert not await names_in(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "poll",
+    [
+        pytest.param(lambda: httpx2.Response(200, content=b"<html>busy</html>"), id="not-json"),
+        pytest.param(lambda: httpx2.Response(200, json={"status": 7, "output": "?"}), id="no-id-or-status"),
+        pytest.param(lambda: httpx2.Response(200, json=[1, 2]), id="not-an-object"),
+    ],
+)
+async def test_a_malformed_poll_answer_after_the_submit_names_the_job(
+    tmp_path: Path, poll: Callable[[], httpx2.Response]
+) -> None:
+    queued = {"id": "6745a3c2e4b0f1a2b3c4d5e6", "status": "queued", "model": "flux-1.1-ultra"}
+    routes: dict[str, Handler] = {
+        "images/generations": lambda _: httpx2.Response(202, json=queued),
+        "jobs/": lambda _: poll(),
+    }
+    async with client_for(routes, output_dir=tmp_path, max_retries=0, tool_timeout_seconds=2) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox"})
+
+    text = text_of(result)  # polls are retried to the deadline, then the job is handed over, not lost
+    assert "Kyma could not be polled at the end ([upstream_unavailable] Kyma's " in text
+    assert 'call get_image_job with job_id="6745a3c2e4b0f1a2b3c4d5e6"' in text
+    assert "new one" not in text
+    assert structured(result)["job_id"] == "6745a3c2e4b0f1a2b3c4d5e6"
