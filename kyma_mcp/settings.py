@@ -65,6 +65,9 @@ class Bounds(BaseModel):
     """Open server-to-client streams (GET /mcp, GET /sse) at once; more are answered 503."""
     http_header_seconds: float = Field(default=10.0, gt=0)
     """A connection must send a request's headers within this (and each body part): half-open ones drop."""
+    http_connections: int = Field(default=2000, ge=16)
+    """Open HTTP connections (at most the open-files limit less 192); beyond it the connection that has
+    waited longest for its first request head is closed, so half-open ones cannot use every descriptor."""
     log_lines_per_second: int = Field(default=20, ge=1)
     """Log lines of one kind per second; the rest are counted and summarised."""
 

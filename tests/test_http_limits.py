@@ -2,6 +2,7 @@
 capped, half-open connections are dropped while real clients are served, log floods are cut."""
 
 import logging
+import select
 import socket
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.http_config import HttpConfig, HttpTransport
 from kyma_mcp.log_limits import RateLimitFilter
 from kyma_mcp.server import build_server
-from kyma_mcp.server.http import build_app, uvicorn_options
+from kyma_mcp.server.http import ACCEPT_BACKLOG, RESERVED_FILES, build_app, uvicorn_options
 from kyma_mcp.settings import Bounds
 from tests.conftest import emulator_settings
 from tests.test_http import INITIALIZE, TLS, Served, mcp_client, running
@@ -112,6 +113,46 @@ async def test_half_open_connections_are_dropped_and_real_clients_served_meanwhi
 
     assert not result.is_error
     assert closed == len(half_open)
+
+
+async def test_at_the_connection_bound_the_oldest_half_open_connection_makes_room(emulator: EmulatorHandle) -> None:
+    # Head timeouts far away: only the connection bound closes anything here.
+    with serving("streamable-http", emulator, http_connections=40, http_header_seconds=60.0) as served:
+        port = int(served.root.rsplit(":", 1)[1])
+        half_open: list[socket.socket] = []
+        for _ in range(120):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+            half_open.append(sock)
+        async with mcp_client(served) as client:
+            result = await client.call_tool("list_models", {"limit": 1})
+        try:
+            readable, _, _ = select.select(half_open, [], [], 1.0)  # a closed connection reads as its end
+            closed = [index for index, sock in enumerate(half_open) if sock in readable and ended(sock)]
+        finally:
+            for sock in half_open:
+                sock.close()
+
+    assert not result.is_error
+    assert len(closed) >= 120 - 40
+    assert closed == list(range(len(closed))), "the oldest went first"
+
+
+def ended(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except OSError:  # reset: closed too
+        return True
+
+
+def test_the_connection_bound_stays_below_the_open_files_limit() -> None:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    options = uvicorn_options(HttpConfig("streamable-http", bounds=Bounds(http_connections=10**6)))
+
+    assert options["http"].max_connections == soft - RESERVED_FILES - ACCEPT_BACKLOG
+    assert options["backlog"] == ACCEPT_BACKLOG
 
 
 def test_a_flood_of_one_log_line_is_cut_to_the_rate_and_summarised() -> None:

@@ -55,6 +55,13 @@ KEEP_ALIVE_SECONDS = 5
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
 """Request line and headers together (h11's default, set on purpose)."""
 SHUTDOWN_GRACE_SECONDS = 3
+RESERVED_FILES = 64
+"""Descriptors kept back from client connections: upstream connections, the store, image files, logs."""
+ACCEPT_BACKLOG = 128
+"""The listen backlog, which is also how many connections asyncio accepts in one go before any of
+them is seen (and the connection bound applied): kept back from the connection bound too."""
+MAX_OPEN_FILES = 65_536
+"""The soft open-files limit is raised towards the hard one, up to this."""
 """How long Ctrl-C waits for open streams (SSE connections never end on their own)."""
 
 
@@ -82,6 +89,7 @@ def build_app(server: MCPServer, config: HttpConfig) -> ASGIApp:
 
 def serve(server: MCPServer, config: HttpConfig) -> None:
     """Serve until Ctrl-C or SIGTERM; uvicorn logs through `logging`, so to stderr and quietly."""
+    raise_open_files_limit()
     uvicorn_config = uvicorn.Config(
         build_app(server, config), host=config.host, port=config.port, **uvicorn_options(config)
     )
@@ -90,15 +98,49 @@ def serve(server: MCPServer, config: HttpConfig) -> None:
     _AnnouncingServer(uvicorn_config, f"kyma-mcp: serving {config.transport}{mode} at {config.url} ({auth})").run()
 
 
+def open_files_limit() -> int:
+    """The soft limit on open files (a generous guess where there is none to read)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit per process
+        return MAX_OPEN_FILES
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return MAX_OPEN_FILES if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def raise_open_files_limit() -> None:
+    """Raise the soft open-files limit towards the hard one (as Go's runtime and nginx do): a server
+    on the common default of 1,024 runs out of descriptors at about 1,000 connections."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(int(hard), MAX_OPEN_FILES)
+    for wanted in (limit, 10_240):  # macOS refuses more than OPEN_MAX (10,240) when the hard limit is unlimited
+        if soft != resource.RLIM_INFINITY and wanted > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            except (ValueError, OSError):
+                continue
+        return
+
+
 def uvicorn_options(config: HttpConfig) -> dict[str, Any]:
     """uvicorn's settings: quiet logs to stderr, and the timeouts that drop half-open connections."""
-    protocol = type("Protocol", (HeaderTimeoutProtocol,), {"header_seconds": config.bounds.http_header_seconds})
+    connections = min(config.bounds.http_connections, open_files_limit() - RESERVED_FILES - ACCEPT_BACKLOG)
+    protocol = type(
+        "Protocol",
+        (HeaderTimeoutProtocol,),
+        {"header_seconds": config.bounds.http_header_seconds, "max_connections": max(connections, 16)},
+    )
     return {
         "log_config": None,
         "access_log": False,
         "server_header": False,
         "ws": "none",
         "http": protocol,
+        "backlog": ACCEPT_BACKLOG,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,

@@ -14,6 +14,9 @@
   request is treated as disconnected.
 - Headers: `HeaderTimeoutProtocol` closes a connection that has not sent a whole request head
   within `Bounds.http_header_seconds` of connecting (uvicorn only times out idle keep-alives).
+- Connections: over `Bounds.http_connections` (or the open-files limit less a reserve) the
+  connection that has waited longest for its first request head is closed, so accept never
+  runs out of descriptors.
 """
 
 from __future__ import annotations
@@ -179,10 +182,34 @@ class HeaderTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection whose first request head is not complete in time."""
 
     header_seconds: float = Bounds().http_header_seconds
+    max_connections: int = Bounds().http_connections
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._opened_at = self.loop.time()
         self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.header_seconds, self._too_slow)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """Over `max_connections`, close the connection that has waited longest for its first request
+        head (never one that sent a request), so the server keeps descriptors to accept new clients.
+
+        Without this, a flood of half-open connections reaching the open-files limit makes every
+        accept fail (EMFILE): no client is served, and asyncio logs thousands of errors a second.
+        """
+        connections = cast(set[object], self.server_state.connections)
+        if len(connections) <= self.max_connections:
+            return
+        waiting = [
+            other
+            for other in connections
+            if isinstance(other, HeaderTimeoutProtocol)
+            and other is not self
+            and not other._has_request()
+            and not other.transport.is_closing()
+        ]
+        if waiting:
+            min(waiting, key=lambda other: other._opened_at).transport.close()
 
     def handle_events(self) -> None:
         super().handle_events()
