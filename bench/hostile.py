@@ -416,7 +416,10 @@ def file_head(path: Path, offset: int, size: int) -> str:
         return file.read(size).decode("utf-8", "replace")
 
 
-def summary(answer: JSONObject) -> str:
+NOTES_RULE = "\n\n---\n"
+
+
+def summary(answer: JSONObject, tool: str) -> str:
     """A short account of a tool result: its error's first words, or what it delivered and its size."""
     size = len(json.dumps(answer, separators=(",", ":")))
     content: list[JSONObject] = answer.get("content") or [{}]
@@ -424,15 +427,18 @@ def summary(answer: JSONObject) -> str:
     if answer.get("isError"):
         return f"{text[:90]}… ({size:,} B)"
     structured: JSONObject = answer.get("structuredContent") or {}
+    cut = " (cut, said so)" if "cut" in text.lower() or "stopped" in text.lower() else ""
     if "reply" in structured:
-        cut = " (cut, said so)" if "cut" in text.lower() or "stopped" in text.lower() else ""
         return f"reply of {len(str(structured['reply'])):,} chars{cut}, result {size:,} B"
+    if tool == "chat":  # a chat result without structured content: the reply, then kyma-mcp's notes after ---
+        return f"reply of {len(text.split(NOTES_RULE, 1)[0]):,} chars{cut}, result {size:,} B"
     if "images" in structured:
         images: list[JSONObject] = structured["images"] or []
         return f"{structured.get('status')}: {len(images)} image(s) saved, result {size:,} B"
     if "models" in structured or "source" in structured:
         return f"catalog from {structured.get('source', '?')}, result {size:,} B"
-    return f"result {size:,} B"
+    first = text.split("\n", 1)[0]
+    return f"{first[:80]}{'…' if len(first) > 80 else ''} (result {size:,} B)"
 
 
 async def legit_stdio(server: StdioServer) -> str:
@@ -477,7 +483,7 @@ async def stdio_case(
                 started = time.monotonic()
                 try:
                     answer = await server.request("tools/call", {"name": tool, "arguments": arguments})
-                    row.outcome = summary(answer.result)
+                    row.outcome = summary(answer.result, tool)
                 except Exception as exc:
                     row.outcome = "server killed by the watchdog" if watch.killed else f"no answer ({exc})"[:120]
                 row.wall_s = time.monotonic() - started
