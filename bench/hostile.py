@@ -471,15 +471,20 @@ async def stdio_case(
     with tempfile.TemporaryDirectory(prefix="kyma-hostile-") as name:
         folder = Path(name)
         command = ServerCommand(target.label, wrapped(target.script, folder), server_env(upstream, folder, deadline))
-        upstream.case = "none"
+        # The catalog is read ahead, after tools/list or by a first chat, in newer versions: its attack is
+        # armed from the start, watched from the handshake, and no chat warms that server up.
+        catalog = tool == "list_models"
+        upstream.case = key if catalog else "none"
         async with StdioServer.launched(command, stderr=log) as server:
             await server.handshake()
-            await server.request("tools/list")
-            if tool != "list_models":  # a chat reads the catalog (and caches it) in newer versions
+            if not catalog:
+                await server.request("tools/list")
                 await server.request("tools/call", {"name": "chat", "arguments": {"prompt": LEGIT}})  # warm
-            await anyio.sleep(0.5)
-            upstream.case = key
+                await anyio.sleep(0.5)
+                upstream.case = key
             async with Watch(server.pid).watching() as watch:
+                if catalog:
+                    await server.request("tools/list")
                 started = time.monotonic()
                 try:
                     answer = await server.request("tools/call", {"name": tool, "arguments": arguments})
