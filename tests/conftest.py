@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backend, a Kyma emulator on loopback, and MCP clients in both protocol eras."""
+"""Shared fixtures: the anyio backend, a Kyma emulator on loopback, and MCP clients of either protocol era."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,10 +52,17 @@ def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:
     return Settings.model_validate(defaults | overrides)
 
 
-@pytest.fixture(params=["auto", "legacy"])
-def era(request: pytest.FixtureRequest) -> str:
-    """Both protocol eras: 2026-07-28 (no handshake) and the legacy `initialize` handshake."""
-    return str(request.param)
+ERAS = ("auto", "legacy")
+BOTH_ERAS = pytest.mark.parametrize("era", ERAS)
+"""For a test whose behaviour depends on the protocol era (progress, cancellation, resources, the tool
+listing): run it in both, 2026-07-28 (no handshake) and the legacy `initialize` handshake. Tests of
+everything else run once, in the default era; the transports (stdio, HTTP) have tests of their own."""
+
+
+@pytest.fixture
+def era() -> str:
+    """The protocol era of `connect`'s clients: "auto" (2026-07-28) unless a test asks for `BOTH_ERAS`."""
+    return "auto"
 
 
 @pytest.fixture

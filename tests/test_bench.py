@@ -29,6 +29,7 @@ BENCHMARK_GROUPS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_every_benchmark_runs_once_and_writes_table_and_json(tmp_path: Path) -> None:
     with anyio.fail_after(120):

@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from kyma_mcp.emulator import EmulatorHandle
-from tests.conftest import ConnectFactory
+from tests.conftest import BOTH_ERAS, ConnectFactory
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -64,6 +64,7 @@ async def test_messages_and_system_reach_kyma_in_order(connect: ConnectFactory) 
     assert "second question" in structured(result)["reply"]
 
 
+@BOTH_ERAS
 async def test_streamed_tokens_arrive_as_increasing_progress(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     emulator.switches.token_interval_ms = 40
     emulator.switches.reply_words = 20
@@ -84,6 +85,7 @@ async def test_streamed_tokens_arrive_as_increasing_progress(connect: ConnectFac
     assert "first tokens" in seen[0][1]
 
 
+@BOTH_ERAS
 async def test_progress_names_one_model_the_served_one(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     emulator.switches.token_interval_ms = 40
     emulator.switches.reply_words = 20
@@ -350,6 +352,7 @@ async def test_bad_arguments_are_tool_errors_not_crashes(
     assert not healthy.is_error
 
 
+@BOTH_ERAS
 async def test_cancelling_a_call_aborts_the_upstream_request(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     emulator.switches.token_interval_ms = 100
     emulator.switches.reply_words = 500

@@ -9,7 +9,7 @@ import pytest
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
-from tests.conftest import ConnectFactory
+from tests.conftest import BOTH_ERAS, ConnectFactory
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -21,6 +21,7 @@ def _sections(result: Any) -> dict[str, dict[str, Any]]:
     return {section["model"]: section for section in structured(result)["sections"]}
 
 
+@BOTH_ERAS
 async def test_one_unknown_and_one_slow_model_do_not_spoil_the_others(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:

@@ -21,7 +21,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import StoreHandle, open_store
 from kyma_mcp.store.records import Conversation, NewTurn, Turn, TurnOutcome
-from tests.conftest import ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, ConnectFactory, emulator_settings
 from tests.results import structured
 
 pytestmark = pytest.mark.anyio
@@ -34,6 +34,7 @@ async def read_text(client: Client, uri: str) -> str:
     return contents.text
 
 
+@BOTH_ERAS
 async def test_the_listing_is_newest_first_and_the_transcript_shows_each_turn(
     connect: ConnectFactory, store_url: str
 ) -> None:

@@ -18,7 +18,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
 from kyma_mcp.store import sqlite as sqlite_backend
-from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, TEST_KEY, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +39,7 @@ def stdio_server(emulator: EmulatorHandle, store_url: str, data_home: Path, **ex
     return Client(StdioServerParameters(command=sys.executable, args=["-m", "kyma_mcp"], env=env))
 
 
+@pytest.mark.slow
 async def test_a_thread_continues_in_a_new_server_process_and_sends_its_history(
     emulator: EmulatorHandle, store_url: str, tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ async def test_history_is_trimmed_to_a_small_context_model_with_a_note(connect: 
     assert roomy["usage"]["prompt_tokens"] > 26_000
 
 
+@BOTH_ERAS
 async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
     emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
 ) -> None:
@@ -137,6 +139,7 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
     assert [t.status for t in turns] == ["complete"] * 3
 
 
+@pytest.mark.slow
 async def test_two_server_processes_share_one_store_without_losing_a_turn(
     emulator: EmulatorHandle, store_url: str, tmp_path: Path
 ) -> None:

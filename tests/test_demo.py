@@ -17,6 +17,7 @@ def test_money_has_no_exponent(usd: float, shown: str) -> None:
     assert money(usd) == shown
 
 
+@pytest.mark.slow
 def test_the_demo_reads_as_a_first_impression() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "kyma_mcp", "demo"], capture_output=True, text=True, timeout=120, check=False

@@ -22,11 +22,6 @@ DIALECTS = tuple(d.strip() for d in os.environ.get("KYMA_TEST_DIALECTS", "kyma,d
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
-@pytest.fixture
-def era() -> str:
-    return "auto"  # the protocol eras are covered elsewhere; here the gateway varies
-
-
 @pytest.fixture(params=DIALECTS)
 def dialect(request: pytest.FixtureRequest, emulator: EmulatorHandle) -> str:
     emulator.switches.dialect = str(request.param)

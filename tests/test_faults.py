@@ -12,7 +12,7 @@ from mcp import MCPError
 from mcp.types import CallToolResult, TextContent
 
 from kyma_mcp.emulator import EmulatorHandle
-from tests.conftest import ConnectFactory
+from tests.conftest import BOTH_ERAS, ConnectFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +119,7 @@ async def error_results(connect: ConnectFactory, emulator: EmulatorHandle) -> li
     return results
 
 
+@BOTH_ERAS
 async def test_the_key_never_leaks_through_any_error_path(
     connect: ConnectFactory, emulator: EmulatorHandle, caplog: pytest.LogCaptureFixture
 ) -> None:

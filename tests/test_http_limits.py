@@ -49,6 +49,7 @@ async def open_sessions(root: str, count: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_after_many_abandoned_sessions_a_new_client_is_served(emulator: EmulatorHandle) -> None:
     with serving("streamable-http", emulator, http_sessions=20) as served:
         abandoned = await open_sessions(served.root, 200)
@@ -88,6 +89,7 @@ async def test_streams_over_the_bound_get_503_and_the_rest_are_served(emulator: 
     assert reopened == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["streamable-http"])
 async def test_half_open_connections_are_dropped_and_real_clients_served_meanwhile(
     transport: HttpTransport, emulator: EmulatorHandle

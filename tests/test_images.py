@@ -28,7 +28,7 @@ from kyma_mcp.images.previews import PREVIEW_BUDGET_BASE64_CHARS, PREVIEW_MAX_ED
 from kyma_mcp.kyma.client import ByteBudget, KymaClient
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
-from tests.conftest import TEST_KEY, ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, TEST_KEY, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -36,10 +36,6 @@ pytestmark = pytest.mark.anyio
 FLUX_PRICE = 0.081
 DEFAULT_PRICE = 0.054
 """recraft-v4, the default image model (Kyma's documented default)."""
-
-
-ONE_ERA = pytest.mark.parametrize("era", ["auto"])
-"""For behaviour that does not depend on the protocol era: run it once, not once per era."""
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +111,7 @@ async def test_generate_image_returns_previews_files_urls_and_cost(
     assert len(json.dumps(data)) < 2000, "no base64 in the structured content"
 
 
+@BOTH_ERAS
 async def test_progress_is_reported_for_each_status_in_increasing_order(
     connect: ConnectFactory, emulator: EmulatorHandle, out: Path
 ) -> None:
@@ -166,7 +163,6 @@ async def test_a_slow_job_returns_running_and_get_image_job_delivers_it_later(
     assert len(previews_of(later)) == 1
 
 
-@ONE_ERA
 async def test_spend_is_counted_once_per_job_in_this_servers_tally(connect: ConnectFactory, out: Path) -> None:
     async with connect(output_dir=out) as client:
         job_id = structured(await client.call_tool("generate_image", {"prompt": "a tally"}))["job_id"]
@@ -180,7 +176,6 @@ async def test_spend_is_counted_once_per_job_in_this_servers_tally(connect: Conn
     assert session["failed"] == {"get_image_job": 1}
 
 
-@ONE_ERA
 async def test_a_replayed_idempotency_key_returns_the_same_job_and_charges_once(
     connect: ConnectFactory, emulator: EmulatorHandle, out: Path
 ) -> None:
@@ -197,7 +192,6 @@ async def test_a_replayed_idempotency_key_returns_the_same_job_and_charges_once(
     assert len(await names_in(out)) == 1
 
 
-@ONE_ERA
 @pytest.mark.parametrize(
     ("outcome", "reason"),
     [("failed", "failed to render"), ("expired", "timed out"), ("refunded", "cancelled and refunded")],
@@ -219,7 +213,6 @@ async def test_each_failed_status_is_job_failed_with_the_reason_and_refund(
     assert await names_in(out) == []
 
 
-@ONE_ERA
 async def test_an_unknown_or_chat_model_is_model_not_found_listing_the_image_models(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:
@@ -234,7 +227,6 @@ async def test_an_unknown_or_chat_model_is_model_not_found_listing_the_image_mod
     assert len(emulator.state.jobs) == 0
 
 
-@ONE_ERA
 async def test_an_edit_model_needs_an_https_image_url(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     async with connect() as client:
         missing = error_text(await client.call_tool("generate_image", {"prompt": "x", "model": "flux-kontext-pro"}))
@@ -249,7 +241,6 @@ async def test_an_edit_model_needs_an_https_image_url(connect: ConnectFactory, e
     assert len(emulator.state.jobs) == 0
 
 
-@ONE_ERA
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
@@ -272,7 +263,6 @@ async def test_bad_arguments_are_refused_before_anything_is_spent(
     assert len(emulator.state.jobs) == 0
 
 
-@ONE_ERA
 @pytest.mark.parametrize(("size", "pixels"), [("auto", (1024, 1024)), ("1024x768", (1024, 768)), ("9:16", (576, 1024))])
 async def test_size_takes_auto_pixels_or_an_aspect(
     connect: ConnectFactory, out: Path, size: str, pixels: tuple[int, int]
@@ -283,7 +273,6 @@ async def test_size_takes_auto_pixels_or_an_aspect(
     assert (image["width"], image["height"]) == pixels
 
 
-@ONE_ERA
 async def test_get_image_job_of_an_unknown_or_foreign_job_says_the_id_is_unknown(
     connect: ConnectFactory, emulator: EmulatorHandle, out: Path
 ) -> None:
@@ -301,7 +290,6 @@ async def test_get_image_job_of_an_unknown_or_foreign_job_says_the_id_is_unknown
     )
 
 
-@ONE_ERA
 async def test_a_4000_px_image_gets_a_preview_within_the_bounds(connect: ConnectFactory, out: Path) -> None:
     async with connect(output_dir=out) as client:
         result = await client.call_tool("generate_image", {"prompt": "a wide vista", "size": "4000x3000"})
@@ -334,7 +322,6 @@ def test_a_transparent_image_is_previewed_on_white_and_non_images_get_none() -> 
     assert svg is None
 
 
-@ONE_ERA
 async def test_prompt_text_never_steers_a_file_outside_the_output_folder(connect: ConnectFactory, out: Path) -> None:
     prompts = ["../../etc/passwd", "/" * 50 + "\\..\\ nul:" + "ünïcödé " * 300 + "~/.ssh/id_rsa"]
     async with connect(output_dir=out) as client:
@@ -512,6 +499,7 @@ def test_the_emulator_runs_image_jobs_as_kyma_documents(emulator: EmulatorHandle
     assert first_png == same_prompt_png
 
 
+@pytest.mark.slow
 async def test_stdio_server_generates_an_image_into_the_output_folder(emulator: EmulatorHandle, out: Path) -> None:
     env = {
         "KYMA_BASE_URL": emulator.base_url,

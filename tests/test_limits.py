@@ -135,10 +135,9 @@ class _WithoutCapabilities(httpx2.AsyncBaseTransport):
 
 
 @anyio_mark
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_a_gateway_without_capabilities_is_not_an_error(emulator: EmulatorHandle, mode: str) -> None:
+async def test_a_gateway_without_capabilities_is_not_an_error(emulator: EmulatorHandle) -> None:
     server = build_server(emulator_settings(emulator), transport=_WithoutCapabilities())
-    async with Client(server, mode=mode) as client:  # pyright: ignore[reportArgumentType]
+    async with Client(server) as client:
         data = structured(await client.call_tool("get_limits", {}))
 
     assert data["gateway"] is None

@@ -17,7 +17,7 @@ from kyma_mcp.emulator import EmulatorHandle
 from tests.conftest import TEST_KEY
 from tests.results import text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CLEAN_RATE_LIMIT = re.compile(r"^\[rate_limited\] .*[Tt]ry again in \d+ s")
 

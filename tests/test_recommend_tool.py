@@ -8,7 +8,7 @@ from mcp import Client
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
-from tests.conftest import ConnectFactory
+from tests.conftest import BOTH_ERAS, ConnectFactory
 from tests.results import structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -85,6 +85,7 @@ async def test_it_works_with_no_key_and_no_network(era: str) -> None:
     assert data["pick"]["generate_image"] == {"model": "ideogram-v3"}
 
 
+@BOTH_ERAS
 async def test_it_is_advertised_as_read_only(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     async with connect() as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}

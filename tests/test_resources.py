@@ -15,7 +15,7 @@ from kyma_mcp.recommend.profile import GUIDE
 from kyma_mcp.recommend.ranking import recommend
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
-from tests.conftest import ConnectFactory
+from tests.conftest import BOTH_ERAS, ConnectFactory
 from tests.results import structured
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +35,7 @@ def read_json(contents: TextResourceContents) -> dict[str, Any]:
     return json.loads(contents.text)
 
 
+@BOTH_ERAS
 async def test_the_resources_are_listed(connect: ConnectFactory) -> None:
     async with connect() as client:
         resources = {str(r.uri): r for r in (await client.list_resources()).resources}
@@ -50,6 +51,7 @@ async def test_the_resources_are_listed(connect: ConnectFactory) -> None:
     assert all(r.description for r in [*resources.values(), *templates.values()])
 
 
+@BOTH_ERAS
 async def test_models_is_the_live_catalog(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     async with connect(api_key=None) as client:
         document = read_json(await read(client, "kyma://models"))
@@ -64,6 +66,7 @@ async def test_models_is_the_live_catalog(connect: ConnectFactory, emulator: Emu
     assert emulator.state.requests["/v1/models"] == 1
 
 
+@BOTH_ERAS
 async def test_one_model_by_id_or_alias(connect: ConnectFactory) -> None:
     async with connect() as client:
         kimi = read_json(await read(client, "kyma://models/kimi-k2.6"))
@@ -75,6 +78,7 @@ async def test_one_model_by_id_or_alias(connect: ConnectFactory) -> None:
     assert vision["id"] == "gemma-4-31b"
 
 
+@BOTH_ERAS
 async def test_an_unknown_model_is_a_resource_not_found_error(connect: ConnectFactory) -> None:
     async with connect() as client:
         with pytest.raises(MCPError) as raised:
@@ -84,6 +88,7 @@ async def test_an_unknown_model_is_a_resource_not_found_error(connect: ConnectFa
     assert "Kyma does not serve model 'no-such-model'. Read kyma://models" in raised.value.error.message
 
 
+@BOTH_ERAS
 async def test_the_guide_shows_what_recommend_model_picks(connect: ConnectFactory) -> None:
     async with connect() as client:
         guide = await read(client, "kyma://guide")
@@ -99,6 +104,7 @@ async def test_the_guide_shows_what_recommend_model_picks(connect: ConnectFactor
         assert pick["pick"]["model"] == row.models[0]
 
 
+@BOTH_ERAS
 async def test_offline_the_resources_serve_the_bundled_snapshot(era: str) -> None:
     server = build_server(Settings(base_url="http://127.0.0.1:9/v1", max_retries=0))
     async with Client(server) if era == "auto" else Client(server, mode="legacy") as client:
