@@ -54,8 +54,8 @@ def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:
 
 ERAS = ("auto", "legacy")
 BOTH_ERAS = pytest.mark.parametrize("era", ERAS)
-"""For a test whose behaviour depends on the protocol era (progress, cancellation, resources, the tool
-listing): run it in both, 2026-07-28 (no handshake) and the legacy `initialize` handshake. Tests of
+"""For a test whose behaviour depends on the protocol era (elicitation, progress, cancellation, resources,
+the tool listing): run it in both, 2026-07-28 (no handshake) and the legacy `initialize` handshake. Tests of
 everything else run once, in the default era; the transports (stdio, HTTP) have tests of their own."""
 
 

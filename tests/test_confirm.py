@@ -1,6 +1,6 @@
 """KYMA_CONFIRM_ABOVE_USD: the user is asked (elicitation) where the client can be, else the agent gets a token.
 
-Every path runs through the SDK's in-memory client in both protocol eras (the `era` fixture): on
+Every path runs through the SDK's in-memory client in both protocol eras (`BOTH_ERAS`): on
 2026-07-28 the question rides an InputRequiredResult round trip, on the handshake era an
 `elicitation/create` request mid-call.
 """
@@ -24,7 +24,7 @@ from kyma_mcp.http_config import HttpConfig
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.store import sqlite as sqlite_backend
-from tests.conftest import ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 from tests.test_http import TLS, serving
 
@@ -57,6 +57,7 @@ class User:
         return ElicitResult(action=action, content=self.content)
 
 
+@BOTH_ERAS
 async def test_the_user_who_accepts_lets_the_call_through(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     user = User("accept", {"confirm": True})
     async with connect(elicitation_callback=user, **ABOVE) as client:
@@ -78,6 +79,7 @@ async def test_the_user_who_accepts_lets_the_call_through(connect: ConnectFactor
     [("decline", None), ("cancel", None), ("accept", {"confirm": False})],
     ids=["decline", "cancel", "accept-but-no"],
 )
+@BOTH_ERAS
 async def test_the_user_who_declines_stops_the_call_before_anything_is_sent(
     connect: ConnectFactory, emulator: EmulatorHandle, action: Action, content: dict[str, Any] | None
 ) -> None:
@@ -91,6 +93,7 @@ async def test_the_user_who_declines_stops_the_call_before_anything_is_sent(
     assert emulator.state.requests[CHAT] == 0
 
 
+@BOTH_ERAS
 async def test_no_answer_in_time_counts_as_declined(
     connect: ConnectFactory, emulator: EmulatorHandle, era: str
 ) -> None:
@@ -104,6 +107,7 @@ async def test_no_answer_in_time_counts_as_declined(
     assert emulator.state.requests[CHAT] == 0
 
 
+@BOTH_ERAS
 async def test_a_client_without_elicitation_gets_a_one_time_token_for_the_same_call(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:
@@ -126,6 +130,7 @@ async def test_a_client_without_elicitation_gets_a_one_time_token_for_the_same_c
     assert emulator.state.requests[CHAT] == 1
 
 
+@BOTH_ERAS
 async def test_under_the_threshold_nobody_is_asked(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
     user = User("decline")
     async with connect(elicitation_callback=user, confirm_above_usd=1.0) as client:
@@ -137,6 +142,7 @@ async def test_under_the_threshold_nobody_is_asked(connect: ConnectFactory, emul
     assert user.asked == []
 
 
+@BOTH_ERAS
 async def test_images_and_compare_ask_too(connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path) -> None:
     emulator.switches.image_delay_seconds = 0
     user = User("decline")

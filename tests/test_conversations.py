@@ -190,6 +190,7 @@ async def test_a_failed_turn_is_stored_as_failed_and_never_resent(
     assert after["usage"]["prompt_tokens"] == words("one two") + words(first_reply) + words("three") + 3 * 4
 
 
+@BOTH_ERAS
 async def test_a_turn_cancelled_mid_reply_keeps_what_arrived_and_is_never_resent(
     emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
 ) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 from kyma_mcp.emulator import EmulatorHandle, Switches, create_app, running_emulator
 from kyma_mcp.emulator.catalog import TierLimits, load_catalog
 from kyma_mcp.emulator.chat import ChatRequest, Message, complete
+from kyma_mcp.emulator.clock import Clock
 from kyma_mcp.emulator.images import image_size
 from kyma_mcp.emulator.ratelimit import RateWindow
 from kyma_mcp.emulator.runner import build_parser, switches_from_args
@@ -388,20 +389,23 @@ def test_image_hold_above_the_balance_is_402(emu: EmulatorHandle, client: httpx2
 
 def test_tier_0_rpm_is_enforced_over_the_window(emu: EmulatorHandle, client: httpx2.Client) -> None:
     emu.switches.enforce_rate_limits = True
-    emu.switches.rate_window_seconds = 0.8
+    emu.state.clock.freeze()  # the 60 s window moves only when the test moves the clock
     models = ["qwen-3.6-plus", "llama-3.3-70b"]  # alternate: one model alone would hit its 25 RPM first
 
     statuses = [chat(client, "hi", model=models[i % 2]).status_code for i in range(30)]
     limited = chat(client, "hi", model="glm-4.7-flash")
     limits = client.get("/auth/limits").json()
-    time.sleep(0.8)
+    emu.state.clock.advance(59.5)
+    still_limited = chat(client, "hi", model="glm-4.7-flash")
+    emu.state.clock.advance(1)
     after_window = chat(client, "hi")
 
     assert statuses == [200] * 30
     assert limited.status_code == 429
-    assert limited.headers["retry-after"] == "1"
+    assert limited.headers["retry-after"] == "60"
     assert error_of(limited)["message"] == "Rate limit exceeded (30 requests/minute). Try again in a few seconds."
     assert (limits["rpm_used"], limits["rpm_remaining"]) == (30, 0)
+    assert (still_limited.status_code, still_limited.headers["retry-after"]) == (429, "1")
     assert after_window.status_code == 200
 
 
@@ -420,18 +424,24 @@ def test_rate_window_counts_tokens_per_minute() -> None:
         tier=0, rpm=100, per_model_rpm=100, tpm=50, max_single_request=50, image_concurrent=1,
         image_jobs_in_flight=1, min_deposit=0,
     )  # fmt: skip
-    window = RateWindow()
+    clock = Clock()
+    clock.freeze()
+    window = RateWindow(clock)
 
     def admit(tokens: int) -> Any:
         return window.admit(model="m", tokens=tokens, limits=limits, window=60, enforce=True)
 
     assert admit(30) is None
+    clock.advance(10)
     refusal = admit(30)
     assert refusal is not None
     assert refusal.limit == "50 tokens/minute"
-    assert 1 <= refusal.retry_after_seconds <= 60
+    assert refusal.retry_after_seconds == 50  # when the first 30 tokens leave the window
     assert admit(20) is None
     assert window.usage(60) == (2, 50)
+    clock.advance(50)
+    assert window.usage(60) == (1, 20)
+    assert admit(30) is None
 
 
 def test_auth_limits_follow_the_tier(emu: EmulatorHandle, client: httpx2.Client) -> None:
@@ -543,17 +553,19 @@ def test_a_hung_request_does_not_block_shutdown() -> None:
     with running_emulator(Switches(hang=True)) as emulator:
         waiter = threading.Thread(target=lambda: answers.append(httpx2.get(f"{emulator.base_url}/models").status_code))
         waiter.start()
-        time.sleep(0.1)
-        stopping = time.monotonic()
-    stopped_in = time.monotonic() - stopping
+        for _ in range(1000):  # until the request hangs in the server (at most 10 s)
+            if emulator.state.requests["/v1/models"]:
+                break
+            time.sleep(0.01)
     waiter.join(5)
 
-    assert stopped_in < 2
+    # A 503, not a dropped connection: the hung request was let go, not cut off by the shutdown backstop.
     assert answers == [503]
 
 
 def test_latency_delays_responses_without_serialising_200_concurrent_requests(emu: EmulatorHandle) -> None:
     emu.switches.latency_ms = 300
+    emu.switches.gather_chats = 200  # answered only once all 200 wait in the emulator at once
 
     async def burst() -> list[int]:
         limits = httpx2.Limits(max_connections=250)
@@ -574,9 +586,33 @@ def test_latency_delays_responses_without_serialising_200_concurrent_requests(em
     statuses = anyio.run(burst)
     elapsed = time.monotonic() - started
 
+    # All 200 held at once: one after another, the latency would keep the last beyond the 10 s timeout.
     assert statuses == [200] * 200
-    # Served one after another they would take 60 s; a wide margin keeps this about concurrency, not speed.
-    assert 0.3 <= elapsed < 20
+    assert elapsed >= 0.3  # the latency was applied (a sleep never ends early)
+
+
+def test_gather_chats_answers_a_group_sent_together_and_holds_a_smaller_one(emu: EmulatorHandle) -> None:
+    emu.switches.gather_chats = 3
+
+    async def burst(count: int, wait: float) -> list[int | str]:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx2.AsyncClient(base_url=emu.base_url, headers=headers, timeout=10) as http:
+            outcomes: list[int | str] = []
+
+            async def one(i: int) -> None:
+                body = {"model": "best", "messages": user(f"request {i}"), "max_tokens": 8}
+                try:
+                    outcomes.append((await http.post("/chat/completions", json=body, timeout=wait)).status_code)
+                except httpx2.ReadTimeout:
+                    outcomes.append("held")
+
+            async with anyio.create_task_group() as group:
+                for i in range(count):
+                    group.start_soon(one, i)
+            return outcomes
+
+    assert anyio.run(burst, 3, 10) == [200, 200, 200]
+    assert anyio.run(burst, 2, 0.5) == ["held", "held"]  # let go when the switch is reset
 
 
 def test_echo_key_in_errors_leaks_the_key_on_purpose(emu: EmulatorHandle, client: httpx2.Client) -> None:

@@ -110,6 +110,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.slow
 async def test_over_http_a_server_without_image_dirs_reads_no_local_image(
     transport: HttpTransport, tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
@@ -143,6 +144,7 @@ async def test_over_http_a_server_without_image_dirs_reads_no_local_image(
     assert emulator.state.requests["/v1/chat/completions"] == 0, "nothing was sent upstream"
 
 
+@pytest.mark.slow
 async def test_over_stdio_the_default_folders_are_home_and_temp(tmp_path: Path, emulator: EmulatorHandle) -> None:
     home, temp, elsewhere = folders(tmp_path)
     pictures = [png(home / "Desktop.png"), png(temp / "upload.png"), png(elsewhere / "other.png")]

@@ -42,10 +42,12 @@ async def test_a_job_outlives_its_call_and_server_and_is_named_from_the_journal(
 ) -> None:
     out = tmp_path / "images"
     emulator.switches.image_delay_seconds = 1.8
+    emulator.state.clock.freeze()  # the job runs only as the test moves the emulator's clock
     async with server(emulator, store_url, out, timeout=1) as client:
         running = structured(await client.call_tool("generate_image", {"prompt": "a lighthouse at dawn"}))
     assert running["status"] == "running"
     job_id = running["job_id"]
+    emulator.state.clock.advance(1.8)
 
     # A new server (a restart): the journal lists the job and names its files as the first call would have.
     async with server(emulator, store_url, out, timeout=10) as client:
@@ -71,9 +73,14 @@ async def test_a_retried_request_after_a_restart_gets_the_same_job_not_a_second_
 ) -> None:
     out = tmp_path / "images"
     emulator.switches.image_delay_seconds = 1.8
+    emulator.state.clock.freeze()  # the first job runs only as the test moves the emulator's clock
     request = {"prompt": "a red fox in snow", "n": 1}
     async with server(emulator, store_url, out, timeout=1) as client:
         first = structured(await client.call_tool("generate_image", request))
+    assert first["status"] == "running"
+    emulator.state.clock.advance(1.8)
+    emulator.state.clock.resume()
+    emulator.switches.image_delay_seconds = 0.1  # the fresh job below
     async with server(emulator, store_url, out, timeout=10) as client:
         retried = structured(await client.call_tool("generate_image", request))
         fresh = structured(await client.call_tool("generate_image", request))
@@ -150,6 +157,7 @@ def journal_rows(path: Path) -> list[tuple[str, str | None, str]]:
         return connection.execute("SELECT idempotency_key, job_id, status FROM image_jobs").fetchall()
 
 
+@pytest.mark.slow
 async def test_after_kill_9_mid_job_a_repeated_call_is_charged_once_and_downloads_once(
     emulator: EmulatorHandle, tmp_path: Path
 ) -> None:

@@ -26,6 +26,7 @@ from kyma_mcp.emulator.state import EmulatorState
 from kyma_mcp.emulator.switches import Switches
 
 _HANG_POLL_SECONDS = 0.05
+_CHAT = "/v1/chat/completions"
 
 
 def create_app(switches: Switches | None = None) -> Starlette:
@@ -72,12 +73,14 @@ def _routing_error(request: Request, exc: Exception) -> GatewayError:
 
 
 class GatewayMiddleware:
-    """Counts requests and, on /v1, applies `hang` and `latency_ms` before any handler runs."""
+    """Counts requests and, on /v1, applies `hang`, `latency_ms` and `gather_chats` before any handler runs."""
 
     def __init__(self, app: ASGIApp, *, state: EmulatorState, routes: Sequence[Route]) -> None:
         self._app = app
         self._state = state
         self._routes = routes
+        self._gathering: anyio.Event | None = None
+        self._gathered = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +101,8 @@ class GatewayMiddleware:
                 return
             if switches.latency_ms > 0:
                 await anyio.sleep(switches.latency_ms / 1000)
+            if switches.gather_chats > 0 and template == _CHAT and scope["method"] == "POST":
+                await self._gather()
         await self._app(scope, receive, send)
 
     def _template(self, scope: Scope, path: str) -> str:
@@ -107,6 +112,25 @@ class GatewayMiddleware:
             if match is not Match.NONE:
                 return route.path_format
         return path
+
+    async def _gather(self) -> None:
+        """Wait until `gather_chats` chats wait here together, then release them all (also when the
+        switch is turned off or the server shuts down). One event loop serves the app: no lock needed."""
+        if self._gathering is None:
+            self._gathering, self._gathered = anyio.Event(), 0
+        gathering = self._gathering
+        self._gathered += 1
+        if self._gathered >= self._state.switches.gather_chats:
+            self._gathering = None
+            gathering.set()
+        while not gathering.is_set():
+            if not self._state.switches.gather_chats or self._state.closing.is_set():
+                if self._gathering is gathering:
+                    self._gathering = None
+                gathering.set()  # the whole group goes on
+                break
+            with anyio.move_on_after(_HANG_POLL_SECONDS):
+                await gathering.wait()
 
     async def _hang(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Never answer: wait until the client gives up, or answer 503 when the server shuts down."""

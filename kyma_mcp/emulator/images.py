@@ -18,7 +18,6 @@ import hashlib
 import io
 import math
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,7 +205,7 @@ class ImageRoutes:
         return job_view(
             job,
             root_url,
-            time.monotonic(),
+            self._state.clock.now(),
             output_shape="url" if switches.dialect == "documented" else switches.job_output_shape,
             success_word=switches.job_success_word,
         )
@@ -228,7 +227,7 @@ class ImageRoutes:
         if len(in_flight) < cap:
             return None
         frees_at = min(job.finishes_at for job in in_flight)
-        return Refusal(f"{cap} image jobs in flight", max(1, math.ceil(frees_at - time.monotonic())))
+        return Refusal(f"{cap} image jobs in flight", max(1, math.ceil(frees_at - self._state.clock.now())))
 
 
 def _root_url(request: Request) -> str:

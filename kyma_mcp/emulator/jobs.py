@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from kyma_mcp.emulator.catalog import Model
+from kyma_mcp.emulator.clock import Clock
 from kyma_mcp.emulator.ledger import Ledger
 
 TERMINAL = frozenset({"succeeded", "failed", "expired", "refunded"})
@@ -32,7 +33,7 @@ class Job:
     outcome: str
     delay_seconds: float
     submitted_at: float
-    """`time.monotonic()` at submit: drives the status."""
+    """The emulator clock at submit: drives the status."""
     created_at: float
     """`time.time()` at submit: what the job reports."""
     estimated_cost: float
@@ -67,8 +68,9 @@ def estimated_cost(model: Model, n: int) -> float:
 class JobStore:
     """All jobs of the emulator, for every key; thread-safe."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, clock: Clock | None = None) -> None:
         self._ledger = ledger
+        self._clock = clock or Clock()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._unsettled: dict[str, Job] = {}
@@ -105,7 +107,7 @@ class JobStore:
             height=size[1],
             outcome=outcome,
             delay_seconds=delay_seconds,
-            submitted_at=time.monotonic(),
+            submitted_at=self._clock.now(),
             created_at=time.time(),
             estimated_cost=estimated_cost(model, n),
         )
@@ -131,13 +133,13 @@ class JobStore:
         return job if job is not None and job.outcome == "succeeded" and job.settled else None
 
     def in_flight(self) -> list[Job]:
-        now = time.monotonic()
+        now = self._clock.now()
         with self._lock:
             return [job for job in self._unsettled.values() if job.status(now) not in TERMINAL]
 
     def settle_finished(self) -> None:
         """Charge succeeded jobs and refund the others, once each, as they finish."""
-        now = time.monotonic()
+        now = self._clock.now()
         with self._lock:
             for job in [job for job in self._unsettled.values() if job.status(now) in TERMINAL]:
                 if job.outcome == "succeeded":

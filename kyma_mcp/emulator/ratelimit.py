@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
 from kyma_mcp.emulator.catalog import TierLimits
+from kyma_mcp.emulator.clock import Clock
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,16 @@ class _Admission:
 
 
 class RateWindow:
-    """The chat requests admitted within the last window; thread-safe."""
+    """The chat requests admitted within the last window, by the emulator's `clock`; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         self._lock = threading.Lock()
         self._admitted: deque[_Admission] = deque()
 
     def admit(self, *, model: str, tokens: int, limits: TierLimits, window: float, enforce: bool) -> Refusal | None:
         """Record the request, or (when `enforce`) refuse it if it would exceed a limit."""
-        now = time.monotonic()
+        now = self._clock.now()
         with self._lock:
             self._expire(now, window)
             refusal = self._refusal(model, tokens, limits, window, now) if enforce else None
@@ -54,7 +55,7 @@ class RateWindow:
     def usage(self, window: float) -> tuple[int, int]:
         """Requests and tokens admitted within the window."""
         with self._lock:
-            self._expire(time.monotonic(), window)
+            self._expire(self._clock.now(), window)
             return len(self._admitted), sum(item.tokens for item in self._admitted)
 
     def clear(self) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from kyma_mcp.emulator.catalog import TierLimits, load_catalog
+from kyma_mcp.emulator.clock import Clock
 from kyma_mcp.emulator.errors import GatewayError, injected_failure, rate_limit_message, rate_limited
 from kyma_mcp.emulator.jobs import JobStore
 from kyma_mcp.emulator.ledger import Ledger
@@ -20,12 +21,15 @@ class EmulatorState:
     Tests read it through `EmulatorHandle.state`; `reset()` returns it to how it started.
     """
 
-    def __init__(self, switches: Switches) -> None:
+    def __init__(self, switches: Switches, clock: Clock | None = None) -> None:
         self.switches = switches
+        self.clock = clock or Clock()
+        """What the rate window, the image jobs and the image concurrency cap count time by: real
+        monotonic time until a test freezes or advances it (`reset()` lets it run again)."""
         self.catalog = load_catalog()
         self.ledger = Ledger(switches)
-        self.rate_window = RateWindow()
-        self.jobs = JobStore(self.ledger)
+        self.rate_window = RateWindow(self.clock)
+        self.jobs = JobStore(self.ledger, self.clock)
         self.requests: Counter[str] = Counter()
         """Requests received per route template (e.g. `/v1/jobs/{job_id}`), control routes excepted."""
         self.open_streams = 0
@@ -79,8 +83,10 @@ class EmulatorState:
         )
 
     def reset(self) -> None:
-        """Back to the switches the emulator started with; forget money, jobs, windows and counts."""
+        """Back to the switches the emulator started with; forget money, jobs, windows and counts;
+        a frozen clock runs again (from where it stands: it never goes back)."""
         self.switches.restore(self._initial)
+        self.clock.resume()
         self.ledger.clear()
         self.rate_window.clear()
         self.jobs.clear()

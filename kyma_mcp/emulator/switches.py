@@ -72,6 +72,9 @@ class Switches:
     """Answer 400 to any chat request that carries `stream_options` (a gateway that does not accept it)."""
     hang: bool = False
     """Accept /v1 requests and never answer (until the client leaves or the server stops)."""
+    gather_chats: int = 0
+    """Hold each chat completion (after `latency_ms`) until this many are held at once, then let them
+    all go on together: only a client that really sends them in parallel gets answers. 0: off."""
     image_delay_seconds: float = 0.3
     """Submit to finish: pending for the first third, processing after."""
     image_outcome: str = "succeeded"
@@ -127,6 +130,8 @@ class Switches:
             found.append(f"dialect must be one of {', '.join(DIALECTS)}")
         if self.job_output_shape not in JOB_OUTPUT_SHAPES:
             found.append(f"job_output_shape must be one of {sorted(JOB_OUTPUT_SHAPES)}")
+        if self.gather_chats < 0:
+            found.append("gather_chats must be >= 0")
         if self.job_not_found_polls < 0:
             found.append("job_not_found_polls must be >= 0")
         if self.image_outcome not in IMAGE_OUTCOMES:
