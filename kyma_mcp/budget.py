@@ -30,7 +30,7 @@ from kyma_mcp.errors import BudgetExceededError, KymaError, StoreUnavailableErro
 from kyma_mcp.settings import Settings
 from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
-from kyma_mcp.store.records import MICROS_PER_USD, to_micros
+from kyma_mcp.store.money import MICROS_PER_USD, to_micros
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -44,9 +44,12 @@ from kyma_mcp.errors import (
 )
 from kyma_mcp.kyma.wire import JSONObject, objects
 from kyma_mcp.progress import Progress
-from kyma_mcp.store import Store
-from kyma_mcp.store.records import Conversation, NewTurn, Turn, TurnOutcome, to_micros
+from kyma_mcp.store.money import to_micros
 from kyma_mcp.usage import estimate_message_tokens
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store
+    from kyma_mcp.store.records import Turn, TurnOutcome
 
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{4,64}$"
 DEFAULT_OUTPUT_ALLOWANCE = 4096
@@ -101,6 +104,8 @@ async def begin(
         InvalidRequestError: the conversation does not exist (never did, deleted or expired).
         StoreUnavailableError: the store cannot be used.
     """
+    from kyma_mcp.store.records import Conversation, NewTurn  # the store's code loads on first use
+
     owner = uuid.uuid4().hex
     record = json.dumps(list(messages))
     create = conversation_id is None
@@ -174,6 +179,8 @@ async def finish_failed(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> N
 
 def outcome_of(result: ChatResult, estimate: int) -> TurnOutcome:
     """A reply's record: complete, or interrupted when the stream broke or the deadline hit mid-reply."""
+    from kyma_mcp.store.records import TurnOutcome
+
     return TurnOutcome(
         status="interrupted" if result.finish_reason == "interrupted" else "complete",
         reply=result.reply,
@@ -194,6 +201,8 @@ def cancelled_of(partial: ChatResult, estimate: int) -> TurnOutcome:
 
 def failure_of(exc: BaseException) -> TurnOutcome:
     """A turn that raised: failed with its error word, or interrupted (cancelled by the client)."""
+    from kyma_mcp.store.records import TurnOutcome
+
     if isinstance(exc, KymaError):
         return TurnOutcome(status="failed", error_word=exc.word)
     if isinstance(exc, TimeoutError):

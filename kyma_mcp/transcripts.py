@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kyma_mcp.store.records import MICROS_PER_USD, Conversation, Turn
+from kyma_mcp.store.money import MICROS_PER_USD
+
+if TYPE_CHECKING:
+    from kyma_mcp.store.records import Conversation, Turn
 
 PAGE_SIZE = 20
 """Conversations per page of `kyma://conversations`."""

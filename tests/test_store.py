@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 
+from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import StoreUnavailableError
+from kyma_mcp.server import build_server
 from kyma_mcp.settings import ConfigError, Settings
 from kyma_mcp.store import Store, StoreHandle, default_path, open_store
 from kyma_mcp.store.records import Conversation, ImageJob, NewTurn, TurnOutcome
 from kyma_mcp.store.schema import SCHEMA_VERSION
+from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -292,3 +298,42 @@ def test_store_url_must_name_a_backend() -> None:
     with pytest.raises(ConfigError, match="absolute"):
         Settings.from_env({"KYMA_STORE_URL": "sqlite://relative.db"})
     assert Settings.from_env({"KYMA_STORE": "off"}).store == "off"
+
+
+STORE_CODE = (
+    "sqlite3",
+    "psycopg",
+    "psycopg_pool",
+    "kyma_mcp.store.api",
+    "kyma_mcp.store.records",
+    "kyma_mcp.store.schema",
+    "kyma_mcp.store.sqlite",
+    "kyma_mcp.store.postgres",
+)
+
+
+def test_importing_the_server_loads_no_store_code() -> None:
+    """Cold start: the store and its code (record classes, sqlite3, psycopg) load on first use, not at import.
+    (What else importing the server must leave out is checked with the other start-up costs.)"""
+    probe = (
+        "import sys, kyma_mcp.server, kyma_mcp.cli\n"
+        f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {STORE_CODE!r} or m in {STORE_CODE!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+
+    assert done.stdout.split() == []
+
+
+async def test_a_server_opens_its_store_on_the_first_call_that_needs_it(
+    shared_emulator: EmulatorHandle, private_data_home: Path
+) -> None:
+    settings = Settings.model_validate({"api_key": TEST_KEY, "base_url": shared_emulator.base_url})
+    async with Client(build_server(settings)) as client:
+        await client.call_tool("list_models", {"limit": 1})
+        await client.call_tool("recommend_model", {"task": "summarise a contract"})
+        before = file_modes(private_data_home)
+        await client.call_tool("chat", {"prompt": "hello"})
+        after = file_modes(private_data_home)
+
+    assert before == {}
+    assert "store.sqlite3" in after

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -57,8 +57,10 @@ from kyma_mcp.kyma.pacing import JobSlots
 from kyma_mcp.kyma.wire import JSONObject, integer, json_list, json_object, number
 from kyma_mcp.redaction import scrub_bytes
 from kyma_mcp.settings import Bounds, Settings
-from kyma_mcp.store.records import ImageJob
 from kyma_mcp.vision import image_mime_type
+
+if TYPE_CHECKING:
+    from kyma_mcp.store.records import ImageJob
 
 FAILED_STATUSES = frozenset({"failed", "refunded", "expired", "cancelled", "canceled", "error"})
 """Kyma documents failed, refunded and expired; the others are what other gateways say."""

@@ -19,11 +19,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kyma_mcp.errors import StoreUnavailableError
-from kyma_mcp.store import Store, StoreHandle
-from kyma_mcp.store.records import ImageJob
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store, StoreHandle
+    from kyma_mcp.store.records import ImageJob
 
 PROMPT_WORDS_CHARS = 200
 """Of the prompt, what the journal keeps: enough for file names (40 characters of it), not the whole text."""
@@ -74,6 +76,8 @@ class JobJournal:
 
     async def record(self, key: str, *, model: str, prompt: str, request_fingerprint: str) -> None:
         """Write the job down before its submit is sent."""
+        from kyma_mcp.store.records import ImageJob  # loaded with the store, on first use
+
         now = time.time()
         job = ImageJob(
             idempotency_key=key,

@@ -7,7 +7,7 @@ in JSON). The other facts (model served, usage, cost, latency) go to programs in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
@@ -47,9 +47,11 @@ from kyma_mcp.server.context import (
     tool_errors,
 )
 from kyma_mcp.spend import Plan, Quote, plan_chat
-from kyma_mcp.store import Store
-from kyma_mcp.store.records import Turn
 from kyma_mcp.vision import to_image_urls
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store
+    from kyma_mcp.store.records import Turn
 
 MESSAGES_SCHEMA = {
     "type": ["array", "null"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -38,7 +38,9 @@ from kyma_mcp.server.context import (
     tool_errors,
 )
 from kyma_mcp.spend import Quote, dry_run_text, quote_chat
-from kyma_mcp.store.records import Turn
+
+if TYPE_CHECKING:
+    from kyma_mcp.store.records import Turn
 
 
 @dataclass(frozen=True)

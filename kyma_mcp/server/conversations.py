@@ -4,12 +4,16 @@ made by `chat`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from kyma_mcp import transcripts
 from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server.context import ResourceSpec, ToolSpec, resource_state
-from kyma_mcp.store import Store
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store
 
 TOOLS: tuple[ToolSpec, ...] = ()
 

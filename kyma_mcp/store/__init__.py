@@ -8,7 +8,9 @@ Where it lives (`KYMA_STORE`, `KYMA_STORE_URL`):
 - `KYMA_STORE=off`: SQLite in memory, nothing written to disk, gone when the process exits.
 
 Nothing is opened at import: `StoreHandle.get()` opens (and migrates) on first use, so start-up
-costs nothing and a broken database only affects the calls that need it.
+costs nothing and a broken database only affects the calls that need it. Nor is the store's code
+loaded at import (`Store`, the record classes, sqlite3, psycopg): importing the server leaves them
+out, and the first call that needs the store loads them (`tests/test_store.py` checks it).
 """
 
 from __future__ import annotations
@@ -16,13 +18,26 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from kyma_mcp.settings import Settings
-from kyma_mcp.store.api import Store
+
+if TYPE_CHECKING:
+    from kyma_mcp.store.api import Store
 
 __all__ = ["Store", "StoreHandle", "default_path", "open_store"]
+
+
+def __getattr__(name: str) -> object:
+    """`kyma_mcp.store.Store`, loaded when first asked for (the record classes take milliseconds to build)."""
+    if name == "Store":
+        from kyma_mcp.store.api import Store
+
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 STORE_FILE = "store.sqlite3"
 PRUNE_EVERY_SECONDS = 3600.0
@@ -42,6 +57,8 @@ async def open_store(settings: Settings) -> Store:
     Raises:
         StoreUnavailableError: the database cannot be opened, read or migrated.
     """
+    from kyma_mcp.store.api import Store
+
     url = settings.store_url.get_secret_value() if settings.store_url is not None else None
     if settings.store == "off":
         from kyma_mcp.store.sqlite import SQLiteDatabase

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kyma_mcp.store.money import MICROS_PER_USD as MICROS_PER_USD
+from kyma_mcp.store.money import to_micros as to_micros
+
 TurnStatus = Literal["pending", "complete", "failed", "interrupted"]
 """`pending` is written before the request is sent; a crash leaves it, and the next turn marks it
 `interrupted`. Only `complete` turns are ever sent again as history."""
@@ -16,12 +19,6 @@ TurnStatus = Literal["pending", "complete", "failed", "interrupted"]
 LedgerStatus = Literal["reserved", "settled", "released", "expired"]
 """`expired`: reserved by a process that died before settling; it no longer holds the budget (a settle
 that still arrives counts)."""
-
-MICROS_PER_USD = 1_000_000
-
-
-def to_micros(usd: float | None) -> int:
-    return round((usd or 0.0) * MICROS_PER_USD)
 
 
 @dataclass(frozen=True)
