@@ -4,6 +4,7 @@ with consecutive requests going to different replicas and no session id; its HTT
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Generator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -35,14 +36,19 @@ HEADERS = {
 
 @contextmanager
 def replicas(
-    emulator: EmulatorHandle, store_url: str, *, count: int = 2, stateless: bool = True, **bounds: Any
+    emulator: EmulatorHandle,
+    store_url: str,
+    *,
+    count: int = 2,
+    stateless: bool = True,
+    settings: dict[str, Any] | None = None,
+    **bounds: Any,
 ) -> Generator[list[str]]:
     """`count` kyma-mcp servers, each with its own process state, sharing one store; their root URLs."""
     config = HttpConfig("streamable-http", token=TOKEN, stateless=stateless, bounds=Bounds.model_validate(bounds))
+    served = emulator_settings(emulator, store_url=store_url, **(settings or {}))
     with ExitStack() as stack:
-        yield [
-            stack.enter_context(serving(config, emulator_settings(emulator, store_url=store_url))) for _ in range(count)
-        ]
+        yield [stack.enter_context(serving(config, served)) for _ in range(count)]
 
 
 def words(text: str) -> int:
@@ -125,6 +131,31 @@ async def test_an_sdk_client_of_either_era_chats_with_progress_through_a_statele
     assert seen, "progress reached the client on the call's own response stream"
     assert again["conversation_id"] == first["conversation_id"]
     assert again["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"]
+
+
+async def test_a_spend_confirmation_in_stateless_mode_is_a_token_never_a_question_the_client_cannot_answer(
+    emulator: EmulatorHandle, store_url: str
+) -> None:
+    """A stateless server has no session to send `elicitation/create` on: a legacy-era host that declared
+    elicitation still gets the one-time token. The token lives in the replica that issued it."""
+    arguments = {"prompt": "hi", "model": "qwen-3.6-plus", "max_tokens": 1000}  # about $0.0039
+    declared: dict[str, Any] = json.loads(json.dumps(INITIALIZE))
+    declared["params"]["capabilities"] = {"elicitation": {"form": {}}}
+    with replicas(emulator, store_url, settings={"confirm_above_usd": 0.001}) as (first, second):
+        async with httpx2.AsyncClient(verify=TLS, timeout=30, headers=HEADERS) as http:
+            await http.post(f"{first}/mcp", json=declared)
+            refused = answer_of(await http.post(f"{first}/mcp", json=chat_call(2, arguments)))["result"]
+            token = re.search(r'confirm="([0-9a-f]{16})"', refused["content"][0]["text"])
+            assert token is not None, refused
+            confirmed = {**arguments, "confirm": token[1]}
+            elsewhere = answer_of(await http.post(f"{second}/mcp", json=chat_call(3, confirmed)))["result"]
+            sent = answer_of(await http.post(f"{first}/mcp", json=chat_call(4, confirmed)))["result"]
+    assert refused["isError"]
+    assert refused["content"][0]["text"].startswith("[budget_exceeded] This call's estimate is above")
+    assert elsewhere["isError"]
+    assert "is unknown, used, expired or for other arguments" in elsewhere["content"][0]["text"]
+    assert not sent["isError"]
+    assert sent["content"][0]["text"].startswith("Echo from")
 
 
 async def test_stateless_mode_caps_requests_in_flight_and_opens_no_get_stream(
