@@ -100,6 +100,7 @@ class StoreHandle:
         url = self._settings.store_url.get_secret_value() if self._settings.store_url is not None else ""
         postgres = self._settings.store == "on" and url.startswith(("postgresql://", "postgres://"))
         importlib.import_module("kyma_mcp.store.postgres" if postgres else "kyma_mcp.store.sqlite")
+        importlib.import_module("kyma_mcp.store.api")  # with the record classes (milliseconds to build)
         if self._settings.store == "on" and not url:
             default_path()
 
