@@ -24,7 +24,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -36,7 +36,9 @@ from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import KymaError, StoreUnavailableError, confirmation_needed_error, user_declined_error
 from kyma_mcp.spend import Quote, usd
-from kyma_mcp.store import Store, StoreHandle
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store, StoreHandle
 
 TOKEN_SECONDS = 600.0
 """How long a `confirm` token stays valid."""
