@@ -27,6 +27,7 @@ from kyma_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
     no_tokens_before_deadline_error,
+    nobody_answered_error,
     sent_nothing_error,
 )
 from kyma_mcp.kyma.client import KymaClient
@@ -237,7 +238,7 @@ def check_some_answered(sections: Sequence[Section], failures: Sequence[KymaErro
         return
     words = "; ".join(f"{s.model}: {s.error or 'no reply'}" for s in sections)
     kind = type(failures[0]) if failures else UpstreamUnavailableError
-    raise kind(f"No model answered, so nothing is compared. {words}")
+    raise nobody_answered_error(kind, words)
 
 
 def trim(sections: Sequence[Section], prompt_hint: str) -> list[str]:

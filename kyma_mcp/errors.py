@@ -199,6 +199,11 @@ def confirmation_needed_error(
     )
 
 
+def nobody_answered_error(kind: type[KymaError], answers: str) -> KymaError:
+    """compare: no model produced anything; `kind` is the first failure's, `answers` each model's words."""
+    return kind(f"No model answered, so nothing is compared. {answers}")
+
+
 def spend_unreadable_note(problem: str) -> str:
     """get_limits without its spend part: the ledger cannot be read."""
     return f"Spend this period: unknown, the spend ledger cannot be read: {problem}"
