@@ -16,7 +16,7 @@ from mcp.types import TextResourceContents
 
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.settings import Settings
-from kyma_mcp.store import Store, open_store
+from kyma_mcp.store import Store, open_store, prune
 from kyma_mcp.store.database import Database
 from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import ConnectFactory
@@ -212,3 +212,23 @@ async def test_a_crashed_call_blocks_the_budget_only_until_its_reservation_expir
 
     assert "would cross the budget" in text_of(blocked)
     assert structured(freed)["reply"].startswith("Echo from")
+
+
+async def test_pruning_drops_ledger_entries_past_two_months_and_expired_tokens(store_url: str) -> None:
+    settings = Settings.model_validate({"store_url": store_url})
+    store = await open_store(settings)
+    now = time.time()
+    day = 86_400
+    for entry, age in (("old", 63 * day), ("recent", 61 * day)):
+        await store.reserve(entry, period="p", tool="chat", amount_micros=1, budget_micros=None, now=now - age)
+        await store.settle(entry, amount_micros=1, now=now - age)
+    await store.issue_token("stale", "call", expires_at=now - 1, now=now - 600)
+    await store.issue_token("live", "call", expires_at=now + 600, now=now)
+
+    await prune(store, settings)
+
+    assert await store.ledger_entry("old") is None
+    assert await store.ledger_entry("recent") is not None
+    assert not await store.redeem_token("stale", "call", now=now - 2)  # gone, though it was still good then
+    assert await store.redeem_token("live", "call", now=now)
+    await store.aclose()

@@ -43,6 +43,8 @@ STORE_FILE = "store.sqlite3"
 PRUNE_EVERY_SECONDS = 3600.0
 """Old conversations are pruned when the store opens, then at most this often."""
 SECONDS_PER_DAY = 86_400
+LEDGER_DAYS = 62
+"""Spend-ledger entries are kept this long: the longest budget period (a month) twice over."""
 
 
 def default_path() -> Path:
@@ -127,5 +129,8 @@ class StoreHandle:
 
 
 async def prune(store: Store, settings: Settings) -> int:
-    """Delete conversations not updated for `KYMA_CONVERSATION_DAYS` days; how many went."""
-    return await store.prune_conversations(updated_before=time.time() - settings.conversation_days * SECONDS_PER_DAY)
+    """Delete conversations not updated for `KYMA_CONVERSATION_DAYS` days (how many went), spend-ledger
+    entries older than `LEDGER_DAYS` and expired confirm tokens."""
+    now = time.time()
+    await store.prune_ledger(created_before=now - LEDGER_DAYS * SECONDS_PER_DAY, now=now)
+    return await store.prune_conversations(updated_before=now - settings.conversation_days * SECONDS_PER_DAY)

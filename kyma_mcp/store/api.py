@@ -223,6 +223,12 @@ class Store:
 
     # Spend ledger ------------------------------------------------------------------------------
 
+    async def prune_ledger(self, *, created_before: float, now: float) -> int:
+        """Delete ledger entries made before the cut-off, and confirm tokens expired at `now`; entries gone."""
+        async with self.database.transaction(write=True) as tx:
+            await tx.execute("DELETE FROM confirm_tokens WHERE expires_at < ?", (now,))
+            return await tx.execute("DELETE FROM spend_ledger WHERE created_at < ?", (created_before,))
+
     async def reserve(
         self,
         entry_id: str,
