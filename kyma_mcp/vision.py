@@ -35,6 +35,8 @@ _MIME_OF = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP"
 
 async def to_image_urls(sources: list[str], settings: Settings) -> list[str]:
     """`to_image_url` for each source, with the local files together under `Bounds.image_bytes_per_call`."""
+    if not sources:
+        return []  # most calls: the allowed folders are not resolved (filesystem calls) for nothing
     allowed = settings.allowed_image_dirs()
     left = [settings.bounds.image_bytes_per_call]
     return [await to_image_url(source, allowed, left, settings.bounds.image_pixels) for source in sources]
