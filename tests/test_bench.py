@@ -6,6 +6,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from mcp import Client
 
 from bench.__main__ import BENCHMARKS, run_benchmarks
 from bench.harness import Counts, rotated
@@ -13,7 +14,10 @@ from bench.report import to_markdown, write
 from bench.stats import Baseline, Figure, Summary, median_at_most, ratio_at_most, ratios_at_most
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.kyma.client import KymaClient
+from kyma_mcp.server import build_server
+from kyma_mcp.settings import Settings
 from tests.conftest import emulator_settings
+from tests.results import reply_of, text_of
 
 BENCHMARK_GROUPS = {
     "context cost",
@@ -99,3 +103,17 @@ async def test_a_finished_chat_stream_leaves_its_connection_pooled_for_the_next_
         assert len(transport._pool.connections) == 1  # pyright: ignore[reportPrivateUsage]
     finally:
         await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_stub_upstream_streams_the_tokens_asked_for_and_kyma_mcp_reads_them() -> None:
+    from bench.table16 import stub_upstream
+
+    async with stub_upstream() as base_url:
+        settings = Settings.model_validate({"api_key": "ky-bench", "base_url": base_url, "tier": 4, "store": "off"})
+        async with Client(build_server(settings)) as client:
+            long = await client.call_tool("chat", {"prompt": "[[tokens=300]] count"})
+            short = await client.call_tool("chat", {"prompt": "hi"})
+
+    assert reply_of(text_of(long), has_tool_calls=False) == "tok " * 300
+    assert reply_of(text_of(short), has_tool_calls=False) == "tok " * 40
