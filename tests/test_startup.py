@@ -4,6 +4,7 @@ Kyma HTTP client made on a worker thread once the server answered its first tool
 import subprocess
 import sys
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -63,3 +64,16 @@ async def test_tools_list_is_built_once_and_announces_the_server_serving_once() 
 
     assert first == again
     assert len(calls) == 1
+
+
+async def test_a_server_stopping_mid_preparation_cancels_it_before_closing_the_client(
+    emulator: EmulatorHandle,
+) -> None:
+    emulator.switches.latency_ms = 2_000  # the catalog read is still waiting when the server stops
+    shared = SharedState(emulator_settings(emulator), None)
+    async with shared.lifespan(build_server(Settings())):
+        task = shared.prepare_soon()
+        assert task is not None
+        await anyio.sleep(0.3)  # past the preparation's start: it is waiting for the catalog
+
+    assert task.cancelled()  # not left to send on the closed client ("the client has been closed")

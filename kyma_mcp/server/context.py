@@ -4,6 +4,7 @@ translation of Kyma errors into the `ToolError` text the model reads."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
@@ -138,8 +139,11 @@ class SharedState:
             state.client.prepare()
             state.store.prepare()
 
-        await anyio.to_thread.run_sync(prepare)
-        await state.catalog.view()
+        try:
+            await anyio.to_thread.run_sync(prepare)
+            await state.catalog.view()
+        except Exception:
+            logging.getLogger(__name__).debug("background preparation failed", exc_info=True)
 
     @asynccontextmanager
     async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:
@@ -165,12 +169,19 @@ class SharedState:
             self._users -= 1
             if self._users == 0:
                 self._state = None
-                for task in list(self._preparing):  # it would use the client about to close
-                    task.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await task
+                await self._stop_preparing()
                 await state.client.aclose()
                 await state.store.aclose()
+
+    async def _stop_preparing(self) -> None:
+        """Cancel a background preparation still running: it must not use the client being closed."""
+        tasks = list(self._preparing)
+        for task in tasks:
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
 
 
 RESULT_META = "kyma-mcp/result"
