@@ -20,7 +20,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -104,40 +103,35 @@ def _key_set(settings: Settings) -> Check:
 
 
 async def _gateway_checks(settings: Settings) -> list[Check]:
-    import httpx2
-
     from kyma_mcp.catalog import Catalog, bundled_note
     from kyma_mcp.kyma.client import KymaClient
+    from kyma_mcp.kyma.probe import Unreachable, reach
     from kyma_mcp.limits import fetch_limit_parts, limits_from_parts
     from kyma_mcp.usage import SessionUsage
 
     quick = settings.model_copy(update={"max_retries": 0, "tool_timeout_seconds": GATEWAY_TIMEOUT_SECONDS})
     checks: list[Check] = []
     url = f"{settings.base_url}/models"
-    started = time.perf_counter()
     try:
-        async with httpx2.AsyncClient(timeout=GATEWAY_TIMEOUT_SECONDS) as http, http.stream("GET", url) as response:
-            elapsed_ms = (time.perf_counter() - started) * 1000  # headers only: the body is never read
-            served = response.headers.get("date")
-            status = response.status_code
-    except httpx2.HTTPError as exc:
+        reached = await reach(url, GATEWAY_TIMEOUT_SECONDS)  # headers only: the body is never read
+    except Unreachable as exc:
         fix = f"check KYMA_BASE_URL ({settings.base_url}), your network or proxy, then run doctor again"
-        checks.append(Check("gateway", False, f"{url} could not be reached ({type(exc).__name__})", fix))
+        checks.append(Check("gateway", False, f"{url} could not be reached ({exc})", fix))
         return [
             *checks,
             Check("key accepted", False, "not tried: the gateway is unreachable", fix),
             _bundled_catalog("the gateway is unreachable"),
         ]
-    reached = status < 500
+    answered = reached.status < 500
     checks.append(
         Check(
             "gateway",
-            reached,
-            f"{settings.base_url} answered HTTP {status} in {elapsed_ms:.0f} ms",
-            None if reached else "Kyma is failing right now; retry in a few minutes",
+            answered,
+            f"{settings.base_url} answered HTTP {reached.status} in {reached.elapsed_ms:.0f} ms",
+            None if answered else "Kyma is failing right now; retry in a few minutes",
         )
     )
-    checks.append(_clock(served))
+    checks.append(_clock(reached.date))
 
     client = KymaClient(quick)
     try:

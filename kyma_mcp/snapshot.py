@@ -54,7 +54,7 @@ def build_snapshot(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch, build and write the snapshot; returns the exit code."""
-    import httpx2
+    from kyma_mcp.kyma.probe import Unreachable, get_json
 
     parser = argparse.ArgumentParser(prog="python -m kyma_mcp.snapshot", description="Rebuild data/catalog.json.")
     parser.add_argument("--base-url", default=os.environ.get("KYMA_BASE_URL", DEFAULT_BASE_URL))
@@ -64,10 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = os.environ.get("KYMA_API_KEY", "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        models = httpx2.get(f"{base}/models", headers=headers, timeout=30).raise_for_status().json()
-        answer = httpx2.get(f"{base}/pricing", timeout=30)
-        pricing = answer.json() if answer.status_code == 200 else None
-    except (httpx2.HTTPError, ValueError) as exc:
+        status, models = get_json(f"{base}/models", headers=headers)
+        if models is None:
+            raise Unreachable(f"/models answered HTTP {status}")
+        status, pricing = get_json(f"{base}/pricing")
+        pricing = pricing if status == 200 else None
+    except Unreachable as exc:
         sys.stderr.write(f"kyma_mcp.snapshot: could not read {base}: {exc}\n")
         return 1
     document = build_snapshot(models, pricing, base, datetime.now(UTC).date().isoformat())

@@ -18,9 +18,9 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult
 
-from kyma_mcp.confirm import TOKEN_SECONDS, Confirmations
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.http_config import HttpConfig
+from kyma_mcp.server.confirm import TOKEN_SECONDS, Confirmations
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.store import sqlite as sqlite_backend

@@ -174,10 +174,15 @@ class ChatStream:
         raise not_an_event_stream_error(self._response.status_code, clip(kind, 60) or kind, said)
 
 
+Transport = httpx2.AsyncBaseTransport
+"""What a `KymaClient` sends through (tests pass an in-memory one): named here so that code above
+`kyma/` can pass one along without importing httpx2 (an import contract in pyproject.toml)."""
+
+
 class KymaClient:
     """Async access to Kyma's REST API; raises only `KymaError`s."""
 
-    def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, *, transport: Transport | None = None) -> None:
         self._settings = settings
         self._key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._secrets: tuple[str, ...] = (self._key,) if self._key else ()

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
-import httpx2
 from mcp.server import MCPServer
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
@@ -21,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from kyma_mcp import __version__
 from kyma_mcp.errors import argument_problem, bad_arguments_error, redact, unknown_tool_error
+from kyma_mcp.kyma.client import Transport
 from kyma_mcp.redaction import redact_json
 from kyma_mcp.server import chat, compare, conversations, images, limits, models, recommend, spend
 from kyma_mcp.server.arguments import ToolArguments
@@ -170,7 +170,7 @@ def build_tools() -> tuple[Tool, ...]:
     return tuple(build_tool(spec) for spec in specs)
 
 
-def build_server(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> MCPServer:
+def build_server(settings: Settings, *, transport: Transport | None = None) -> MCPServer:
     """A ready-to-run server; `transport` replaces the network in tests."""
 
     shared = SharedState(settings, transport)

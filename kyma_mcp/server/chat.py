@@ -25,8 +25,8 @@ from kyma_mcp.chat import (
     has_images,
     stream_reply,
 )
-from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.errors import StoreUnavailableError
+from kyma_mcp.server.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.server.context import (
     AS_TEXT,
     AS_TEXT_OR_NULL,

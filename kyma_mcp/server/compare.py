@@ -14,13 +14,13 @@ from kyma_mcp import compare as fanout
 from kyma_mcp import conversations
 from kyma_mcp.catalog import CatalogView
 from kyma_mcp.chat import ChatResult, RequestOptions, build_messages, has_images, stream_reply
-from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.errors import KymaError, too_few_models_error
 from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.limits import request_caps
 from kyma_mcp.progress import Progress
 from kyma_mcp.recommend.ranking import recommend
+from kyma_mcp.server.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.server.context import (
     AS_TEXT,
     BILLED,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,12 +20,12 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from kyma_mcp.budget import Budget
 from kyma_mcp.catalog import Catalog
-from kyma_mcp.confirm import Confirmations
 from kyma_mcp.errors import KymaError, deadline_error, redact
 from kyma_mcp.images.jobs import ImageJobs
 from kyma_mcp.images.journal import JobJournal
-from kyma_mcp.kyma.client import KymaClient
+from kyma_mcp.kyma.client import KymaClient, Transport
 from kyma_mcp.progress import Progress, reporting
+from kyma_mcp.server.confirm import Confirmations
 from kyma_mcp.settings import Settings
 from kyma_mcp.spend import Quote, dry_run_text
 from kyma_mcp.store import StoreHandle
@@ -111,7 +110,7 @@ class SharedState:
     the server; the Kyma client closes when the last user leaves.
     """
 
-    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None) -> None:
+    def __init__(self, settings: Settings, transport: Transport | None) -> None:
         self._settings = settings
         self._transport = transport
         self._state: AppState | None = None

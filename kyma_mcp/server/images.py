@@ -9,7 +9,6 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult, ImageContent
 from pydantic import Field
 
-from kyma_mcp.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.images.jobs import (
     Delivery,
     IdempotencyKey,
@@ -19,6 +18,7 @@ from kyma_mcp.images.jobs import (
     JobId,
     check_request,
 )
+from kyma_mcp.server.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.server.context import (
     BILLED,
     READ_ONLY,
