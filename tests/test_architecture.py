@@ -21,6 +21,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 def lint_imports(package_parent: Path) -> subprocess.CompletedProcess[str]:
     """`lint-imports` with the project's contracts, on the `kyma_mcp` found in `package_parent`."""
+    assert LINT_IMPORTS.exists(), "import-linter is a dev dependency: .venv/bin/pip install -e '.[dev]'"
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
         cwd=package_parent,
