@@ -1,4 +1,5 @@
-"""The caller's account: GET /v1/credits/balance and GET /v1/auth/limits (reference §2.6).
+"""The caller's account: GET /v1/credits/balance and GET /v1/auth/limits (recorded
+answers: tests/fixtures/kyma/auth_limits_*.json).
 
 Documented: `balance` and `low_balance`; `rpm_limit`, `rpm_used`, `rpm_remaining`,
 `has_credits`, `used_today`. INFERRED: `currency`, `tier`, `lifetime_purchased` (the tier's

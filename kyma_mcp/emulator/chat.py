@@ -50,7 +50,7 @@ from kyma_mcp.emulator.parsing import (
 from kyma_mcp.emulator.state import EmulatorState
 
 DEFAULT_MAX_TOKENS = 4096
-"""Kyma's default when a request sets no max_tokens (reference §2.2)."""
+"""Kyma's default when a request sets no max_tokens (its chat-completions reference)."""
 
 ROLES = ("system", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")

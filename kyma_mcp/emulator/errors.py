@@ -1,6 +1,6 @@
 """The gateway's error envelope, and one constructor per kind of error the emulator answers.
 
-Shape (reference §5.2): `{"error": {"message", "type", "code"}}`, plus `cta_url` on 402.
+Shape (Kyma's error-handling guide): `{"error": {"message", "type", "code"}}`, plus `cta_url` on 402.
 Documented: the 401 and 404 messages, the 429 body, `insufficient_balance` with `cta_url`,
 `image_url_required`, `upstream_error`. INFERRED (the emulator's own words): the `type` of
 5xx (`api_error`), 408 (`timeout_error`/`request_timeout`) and 409 (`conflict`), the generic

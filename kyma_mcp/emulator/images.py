@@ -1,4 +1,5 @@
-"""Image generation as Kyma runs it: an async job, polled, with real PNG files (reference §2.7).
+"""Image generation as Kyma runs it: an async job, polled, with real PNG files
+(recorded answers: tests/fixtures/kyma/image_job_*.json).
 
 POST /v1/images/generations answers 202 with an `image.job` (200 with the same job when an
 `idempotency_key` is replayed), GET /v1/jobs/{id} polls it, and a succeeded job's images are
@@ -221,7 +222,7 @@ class ImageRoutes:
         return Response(job.images[index], media_type="image/png")
 
     def _concurrency_refusal(self) -> Refusal | None:
-        """Media limits count jobs in flight, not requests (reference §4)."""
+        """Media limits count jobs in flight, not requests (`image_concurrent` in kyma_mcp/data/tiers.json)."""
         in_flight = self._state.jobs.in_flight()
         cap = self._state.limits.image_jobs_in_flight
         if len(in_flight) < cap:

@@ -1,4 +1,5 @@
-"""Image jobs: their clock-driven lifecycle, idempotency index and billing (reference §2.7).
+"""Image jobs: their clock-driven lifecycle, idempotency index and billing
+(recorded answers: tests/fixtures/kyma/image_job_*.json).
 
 A job's status is a function of the time since submit: `pending` for the first third of
 its delay, `processing` after that, then its outcome. The delay and outcome are fixed at

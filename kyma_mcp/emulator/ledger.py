@@ -1,4 +1,6 @@
-"""The account's money: chat charges, image holds that settle or refund (reference §2.7).
+"""The account's money: chat charges, image holds that settle or refund.
+
+An image job's estimate is held at submit and settled (or refunded) when the job ends.
 
 The balance itself lives in `Switches.balance_usd`, so a test (or `POST /_emulator/switches`)
 can top up or drain the account at any moment; the ledger moves it and keeps the history.

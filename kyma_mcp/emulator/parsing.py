@@ -14,7 +14,7 @@ from starlette.requests import Request
 from kyma_mcp.emulator.errors import invalid_api_key, invalid_request
 
 KEY_PREFIXES = ("ky-", "kyma-")
-"""REST keys; MCP-only `km-` keys are refused on REST on purpose (reference §1)."""
+"""REST keys; MCP-only `km-` keys are refused on REST on purpose (Kyma's MCP plugin says so)."""
 
 
 def bearer_key(request: Request) -> str | None:

@@ -1,8 +1,9 @@
 """The endpoints anyone may call without a key: models, tiers, pricing, capabilities.
 
-`/v1/models`, `/v1/limits/tiers` and `/v1/pricing` follow reference §2.4 and §2.6 (headers
-included). `/v1/capabilities` has no documented shape; this one is the small INFERRED shape
-of §2.5, naming only what the emulator itself serves.
+`/v1/models`, `/v1/limits/tiers` and `/v1/pricing` follow Kyma's documented shapes (headers
+included; recorded answers: tests/fixtures/kyma/models_list.json, pricing_catalog.json).
+`/v1/capabilities` has no documented shape; this one is a small INFERRED shape, naming only what
+the emulator itself serves.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ CAPABILITIES: dict[str, Any] = {
     },
     "image_generation": {"async": True, "endpoint": "/v1/images/generations", "poll": "/v1/jobs/{id}"},
 }
-"""INFERRED shape (reference §2.5); `anthropic_compatible`, `tool_calling` and `prompt_caching`
+"""INFERRED shape (Kyma documents none); `anthropic_compatible`, `tool_calling` and `prompt_caching`
 are false because the emulator does not implement them, whatever the real gateway does."""
 
 

@@ -1,4 +1,5 @@
-"""Rate limits over a sliding window: RPM, per-model RPM and TPM of the account's tier (reference §4).
+"""Rate limits over a sliding window: RPM, per-model RPM and TPM of the account's tier
+(the tier table: kyma_mcp/data/tiers.json).
 
 The window is `Switches.rate_window_seconds` (60 s, like the real per-minute limits; tests
 shorten it). Only chat completions count: media endpoints are concurrency-based, and job

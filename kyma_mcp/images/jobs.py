@@ -1,10 +1,10 @@
 """Kyma's asynchronous image jobs, end to end: check, submit, wait, download, save, preview.
 
 Kyma answers a submit with a job that is polled until it succeeds, fails, is refunded or
-expires (reference §2.7). Waiting stops before the call's deadline: a job still running is
-returned as `status: running` with its id, never as an error, so a paid image is never lost;
-`get_image_job` picks it up later, from this process or any other. Every submit carries an
-idempotency key, so a retried submit never starts (or bills) a second job.
+expires (recorded answers: tests/fixtures/kyma/image_job_*.json). Waiting stops before the call's
+deadline: a job still running is returned as `status: running` with its id, never as an error,
+so a paid image is never lost; `get_image_job` picks it up later, from this process or any other.
+Every submit carries an idempotency key, so a retried submit never starts (or bills) a second job.
 """
 
 from __future__ import annotations

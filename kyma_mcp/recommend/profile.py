@@ -2,7 +2,7 @@
 
 `understand` turns a free-text task into a `TaskProfile`: its traits (code, reasoning, vision …),
 the capabilities it cannot do without, and the token sizes it states ("a 300-page PDF"). `GUIDE`
-is reference §6, "Which model should I use?", as rows; the recommender scores with it and the
+is Kyma's "Which model should I use?" decision guide as rows; the recommender scores with it and the
 `kyma://guide` resource is rendered from it, so the two cannot disagree. Pure and deterministic.
 """
 
@@ -137,7 +137,7 @@ _VERBS = LazyPattern(
     r"\b(?:of|about|from|in|across|over|on)\s+(?:an?|the|this|that|these|those|my|our|your|their)\b"
 )
 _CLAUSE_END = LazyPattern(r"[.;!?\n]")
-# the aspect ratios Kyma's image models accept (reference §2.7), or WxH
+# the aspect ratios Kyma's image models accept, or WxH
 _ASPECT = LazyPattern(r"\b(1:1|16:9|9:16|4:3|3:4|21:9)\b|\b([0-9]{3,4})\s*[x\u00d7]\s*([0-9]{3,4})\b")
 
 
