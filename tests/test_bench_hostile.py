@@ -9,6 +9,7 @@ import pytest
 from bench.hostile import Counts, Target, run, to_markdown
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_the_hostile_bench_runs_its_cases_and_reports_each(tmp_path: Path) -> None:
     target = Target("now", Path(sys.executable).with_name("kyma-mcp"))
