@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -319,7 +320,12 @@ def test_importing_the_server_loads_no_store_code() -> None:
         "import sys, kyma_mcp.server, kyma_mcp.cli\n"
         f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {STORE_CODE!r} or m in {STORE_CODE!r})))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    # Without coverage.py's variables: measured under `coverage run` (CI), the probe would start coverage,
+    # whose data file is SQLite.
+    plain = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, env=plain
+    )
 
     assert done.stdout.split() == []
 
