@@ -18,7 +18,7 @@ from kyma_mcp.settings import Settings
 from tests.conftest import TEST_KEY, ConnectFactory
 from tests.results import error_text, structured
 from tests.test_http import TOKEN, TRANSPORTS, Served, mcp_client
-from tests.test_stdio import StdioPeer
+from tests.test_stdio import stdio_server
 
 pytestmark = pytest.mark.anyio
 ONE_ERA = pytest.mark.parametrize("era", ["auto"])
@@ -148,23 +148,13 @@ async def test_over_http_a_server_without_image_dirs_reads_no_local_image(
 async def test_over_stdio_the_default_folders_are_home_and_temp(tmp_path: Path, emulator: EmulatorHandle) -> None:
     home, temp, elsewhere = folders(tmp_path)
     pictures = [png(home / "Desktop.png"), png(temp / "upload.png"), png(elsewhere / "other.png")]
-    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=command_env(emulator, home, temp))
-    peer = StdioPeer(process)
     answers: list[dict[str, Any]] = []
-    try:
+    async with stdio_server(command_env(emulator, home, temp)) as peer:
         with anyio.fail_after(30):
-            await peer.initialize()
             for request_id, picture in enumerate(pictures, start=2):
                 arguments = {"prompt": "see", "model": "gemma-4-31b", "images": [str(picture)]}
-                params = {"name": "chat", "arguments": arguments}
-                await peer.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+                await peer.send_tool_call(request_id, "chat", arguments)
                 answers.append((await peer.response(request_id))["result"])
-    finally:
-        assert process.stdin is not None
-        await process.stdin.aclose()
-        with anyio.fail_after(10):
-            await process.wait()
-        await process.aclose()
 
     in_home, in_temp, outside = answers
     assert "1 image" in in_home["content"][0]["text"]  # chat is text first: the reply is the text

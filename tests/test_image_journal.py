@@ -24,7 +24,7 @@ from kyma_mcp.store import open_store
 from kyma_mcp.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import TEST_KEY, emulator_settings
 from tests.results import structured, text_of
-from tests.test_stdio import StdioPeer
+from tests.test_stdio import StdioPeer, stdio_server
 
 pytestmark = pytest.mark.anyio
 
@@ -126,30 +126,12 @@ async def test_a_version_1_database_migrates_forward_keeping_its_rows(tmp_path: 
 # --- kill -9 mid-job: a real process, killed, and a new one repeating the call ---
 
 
-def tool_call(request_id: int, name: str, arguments: dict[str, object]) -> dict[str, object]:
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments},
-    }
-
-
 async def call_in_new_process(env: dict[str, str], name: str, arguments: dict[str, object]) -> dict[str, Any]:
     """One tool call in a fresh `python -m kyma_mcp` over stdio, which then exits as a host would stop it."""
-    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
-    peer = StdioPeer(process)
-    try:
+    async with stdio_server(env) as peer:
         with anyio.fail_after(30):
-            await peer.initialize()
-            await peer.send(tool_call(2, name, arguments))
+            await peer.send_tool_call(2, name, arguments)
             return (await peer.response(2))["result"]
-    finally:
-        assert process.stdin is not None
-        await process.stdin.aclose()
-        with anyio.fail_after(10):
-            await process.wait()
-        await process.aclose()
 
 
 def journal_rows(path: Path) -> list[tuple[str, str | None, str]]:
@@ -180,7 +162,7 @@ async def test_after_kill_9_mid_job_a_repeated_call_is_charged_once_and_download
         peer = StdioPeer(process)
         with anyio.fail_after(30):
             await peer.initialize()
-            await peer.send(tool_call(2, "generate_image", request))
+            await peer.send_tool_call(2, "generate_image", request)
             while emulator.state.requests["/v1/jobs/{job_id}"] == 0:  # noqa: ASYNC110 - the emulator thread counts; submitted and polling: mid-job
                 await anyio.sleep(0.02)
         process.send_signal(signal.SIGKILL)

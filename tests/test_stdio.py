@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,10 @@ class StdioPeer:
         await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return answer
 
+    async def send_tool_call(self, request_id: int, name: str, arguments: dict[str, Any]) -> None:
+        params = {"name": name, "arguments": arguments}
+        await self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+
     async def response(self, request_id: int) -> dict[str, Any]:
         while True:
             message = json.loads(await self._line())
@@ -58,6 +64,24 @@ class StdioPeer:
         async for chunk in self.process.stdout:
             self._buffer += chunk
         self.lines += [line for line in self._buffer.split(b"\n") if line]
+
+
+@asynccontextmanager
+async def stdio_server(env: Mapping[str, str]) -> AsyncGenerator[StdioPeer]:
+    """`python -m kyma_mcp` over stdio, past the handshake; on leaving, stdin closes as a host stops it,
+    and the process must exit within 10 s."""
+    process = await anyio.open_process([sys.executable, "-m", "kyma_mcp"], env=env)
+    peer = StdioPeer(process)
+    try:
+        with anyio.fail_after(30):
+            await peer.initialize()
+        yield peer
+    finally:
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+        await process.aclose()
 
 
 async def test_stdout_is_pure_json_rpc_and_stdin_eof_exits_within_5_s(emulator: EmulatorHandle) -> None:
