@@ -233,14 +233,17 @@ def python_env(overrides: Mapping[str, str]) -> dict[str, str]:
     """This process's environment as a user's desktop would have it, plus `overrides`.
 
     Leaves out the user's KYMA_* settings, and PYTHONDONTWRITEBYTECODE (set on CI machines, never
-    by a desktop host), so every server runs from compiled bytecode after its first launch.
+    by a desktop host), so every server runs from compiled bytecode after its first launch. Sets
+    PYTHONSAFEPATH: `python -m kyma_mcp` then runs the kyma-mcp installed in that interpreter's
+    environment, not the checkout in the current folder (which `-m` would put first on `sys.path`,
+    so that a benchmark run from one checkout would time that checkout under every `--kyma` label).
     """
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("KYMA_") and name != "PYTHONDONTWRITEBYTECODE"
     }
-    return env | dict(overrides)
+    return env | {"PYTHONSAFEPATH": "1"} | dict(overrides)
 
 
 def cpu_seconds(pid: int) -> float:
