@@ -157,7 +157,7 @@ class Budget:
         entry = uuid.uuid4().hex
         now = time.time()
         try:
-            spend = await store.reserve(
+            reserved = await store.reserve(
                 entry,
                 period=period,
                 tool=tool,
@@ -171,12 +171,12 @@ class Budget:
             if budget is not None:
                 raise
             logger.warning("a %s call is not recorded in the spend ledger: [%s]", tool, exc.word)
-            spend = None
+            reserved = True
             store = None
         if store is None:
             yield reservation
             return
-        if spend is None:
+        if not reserved:
             raise await self.refusal(estimate_usd, period, reset)
         try:
             yield reservation

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mcp import Client
 
@@ -182,12 +183,9 @@ async def test_listing_is_newest_first_and_paged_and_pruning_keeps_recent(store_
 async def test_reservations_respect_the_budget_and_settle(store_url: str) -> None:
     store = await open_store(settings_for(store_url))
     now = time.time()
-    first = await store.reserve("r1", period="2026-12", tool="chat", amount_micros=600, budget_micros=1000, now=now)
-    assert first is not None
-    assert first.total_micros == 600
-    assert (
-        await store.reserve("r2", period="2026-12", tool="chat", amount_micros=500, budget_micros=1000, now=now) is None
-    )
+    assert await store.reserve("r1", period="2026-12", tool="chat", amount_micros=600, budget_micros=1000, now=now)
+    assert (await store.period_spend("2026-12")).total_micros == 600
+    assert not await store.reserve("r2", period="2026-12", tool="chat", amount_micros=500, budget_micros=1000, now=now)
     assert await store.reserve("r3", period="2027-01", tool="chat", amount_micros=500, budget_micros=1000, now=now)
     assert await store.settle("r1", amount_micros=250, now=now)
     assert not await store.settle("r1", amount_micros=999, now=now)
@@ -259,6 +257,56 @@ async def test_store_off_writes_nothing_to_disk(tmp_path: Path, private_data_hom
     assert not default_path().exists()
     assert file_modes(tmp_path) == {}
     assert file_modes(private_data_home) == {}
+
+
+async def test_the_memory_store_runs_every_transaction_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker thread between BEGIN and COMMIT in memory: nothing there can wait for a lock or a disk."""
+    store = await open_store(Settings(store="off"))
+
+    def no_thread(*_: object, **__: object) -> None:
+        raise AssertionError("a memory-store transaction hopped to a worker thread")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
+    now = time.time()
+    began = await store.begin_turn(
+        thread(), user_turn("hi"), create=True, owner="o", lease_until=now + 60, replace_system=False
+    )
+    assert began == (1, [])
+    outcome = TurnOutcome(status="complete", reply="hello!", cost_micros=5)
+    await store.finish_turn("c1", 1, outcome, owner="o", now=now)
+    assert [turn.outcome.reply for turn in await store.turns("c1")] == ["hello!"]
+    assert await store.reserve("r1", period="p", tool="chat", amount_micros=600, budget_micros=1000, now=now)
+    assert not await store.reserve("r2", period="p", tool="chat", amount_micros=500, budget_micros=1000, now=now)
+    assert await store.settle("r1", amount_micros=250, now=now)
+    assert (await store.period_spend("p", now=now)).settled_micros == 250
+
+    async def failing() -> None:
+        async with store.database.transaction(write=True) as tx:
+            await tx.execute("DELETE FROM spend_ledger")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):  # a failing transaction is rolled back, on the loop too
+        await failing()
+    assert (await store.ledger_entry("r1")) is not None
+    monkeypatch.undo()
+    await store.aclose()
+
+
+async def test_concurrent_reservations_on_the_memory_store_never_exceed_the_budget() -> None:
+    store = await open_store(Settings(store="off"))
+    granted: list[str] = []
+
+    async def attempt(entry: str) -> None:
+        await anyio.lowlevel.checkpoint()  # all thirty are in flight before the first reserves
+        if await store.reserve(entry, period="p", tool="chat", amount_micros=100, budget_micros=1000, now=time.time()):
+            granted.append(entry)
+
+    async with anyio.create_task_group() as group:
+        for index in range(30):
+            group.start_soon(attempt, f"e{index}")
+    assert len(granted) == 10
+    assert (await store.period_spend("p")).total_micros == 1000
+    await store.aclose()
 
 
 async def test_a_corrupt_file_is_a_clear_error_and_the_next_open_retries(tmp_path: Path) -> None:

@@ -240,13 +240,14 @@ class Store:
         now: float,
         expires_at: float | None = None,
         model: str | None = None,
-    ) -> PeriodSpend | None:
+    ) -> bool:
         """Reserve `amount_micros` in `period` until `expires_at` (default: `LEGACY_RESERVATION_SECONDS`
         from now) if settled + reserved + amount stays within the budget (None: no budget, only record).
 
-        Atomic across processes and replicas: reservations of one period are serialised. Returns the
-        period's spend including the new reservation, or None (nothing written) when it would exceed.
-        Reservations past their expiry (their process died) are marked `expired` first.
+        Atomic across processes and replicas: reservations of one period are serialised. False (nothing
+        written) when it would exceed. Reservations past their expiry (their process died) are marked
+        `expired` first. Without a budget the period's sums are not read: they cost a scan of all the
+        period's entries (a month's calls), which only a budget needs.
         """
         async with self.database.transaction(write=True, lock=f"kyma-mcp:ledger:{period}") as tx:
             await tx.execute(
@@ -254,9 +255,10 @@ class Store:
                 f"AND NOT ({_HELD})",
                 (now, period, now),
             )
-            spend = await _period_spend(tx, period, now)
-            if budget_micros is not None and spend.total_micros + amount_micros > budget_micros:
-                return None
+            if budget_micros is not None:
+                spend = await _period_spend(tx, period, now)
+                if spend.total_micros + amount_micros > budget_micros:
+                    return False
             await tx.execute(
                 "INSERT INTO spend_ledger (id, period, tool, status, reserved_micros, created_at, updated_at, model, "
                 "expires_at) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
@@ -271,12 +273,7 @@ class Store:
                     expires_at or now + LEGACY_RESERVATION_SECONDS,
                 ),
             )
-            return PeriodSpend(
-                spend.settled_micros,
-                spend.reserved_micros + amount_micros,
-                max(spend.largest_reserved_micros, amount_micros),
-                spend.calls + 1,
-            )
+            return True
 
     async def settle(
         self,

@@ -10,7 +10,9 @@ Only what can wait runs on a worker thread: `BEGIN IMMEDIATE` (it waits up to th
 another process's write) and `COMMIT` (it may checkpoint the WAL to disk). The statements in between
 run on the event loop: with the write lock held, or in WAL mode as a reader, they never wait for a
 lock, and a small query takes microseconds where a thread hop takes a tenth of a millisecond or more
-on a busy machine (a `chat` turn runs about a dozen statements).
+on a busy machine (a `chat` turn runs about a dozen statements). A database in memory
+(`KYMA_STORE=off`) has neither another process nor a disk to wait for: its transactions run on the
+event loop from BEGIN to COMMIT, with no thread hop at all.
 """
 
 from __future__ import annotations
@@ -37,34 +39,43 @@ FOLDER_MODE = 0o700
 class SQLiteDatabase:
     """A SQLite database; `path=None` keeps it in memory (nothing on disk, gone with the process)."""
 
-    def __init__(self, connection: sqlite3.Connection, where: str) -> None:
+    def __init__(self, connection: sqlite3.Connection, where: str, *, in_memory: bool = False) -> None:
         self._connection = connection
-        self._lock = anyio.Lock()
+        # fast_acquire: an uncontended transaction does not yield to the event loop to begin.
+        self._lock = anyio.Lock(fast_acquire=True)
+        self._in_memory = in_memory
         self.where = where
 
     @classmethod
     async def open(cls, path: Path | None) -> SQLiteDatabase:
         where = str(path) if path is not None else "memory (KYMA_STORE=off)"
         connection = await _run(where, _connect, path)
-        return cls(connection, where)
+        return cls(connection, where, in_memory=path is None)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool, lock: str | None = None) -> AsyncGenerator[_Transaction]:
         # `lock` needs nothing more here: BEGIN IMMEDIATE already serialises every writer of the file.
         del lock
         async with self._lock:
-            if write:
+            if write and not self._in_memory:
                 await self._call(self._connection.execute, "BEGIN IMMEDIATE")
             else:
-                self._now(self._connection.execute, "BEGIN")
+                self._now(self._connection.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _Transaction(self)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._call(self._connection.rollback)
+                    await self._end(self._connection.rollback)
                 raise
             with anyio.CancelScope(shield=True):
-                await self._call(self._connection.commit)
+                await self._end(self._connection.commit)
+
+    async def _end(self, end: Callable[[], None]) -> None:
+        """COMMIT or ROLLBACK: on a worker thread for a file (a commit may checkpoint the WAL to disk)."""
+        if self._in_memory:
+            self._now(end)
+        else:
+            await self._call(end)
 
     async def aclose(self) -> None:
         async with self._lock:
