@@ -231,7 +231,7 @@ async def test_a_hung_upstream_ends_at_the_deadline_as_timeout(
     emulator.switches.hang = True
 
     with anyio.fail_after(10):
-        async with connect(tool_timeout_seconds=1) as client:
+        async with connect(tool_timeout_seconds=0.3) as client:
             result = await client.call_tool("chat", {"prompt": "hi"})
             emulator.switches.hang = False
             after = await client.call_tool("chat", {"prompt": "still there?"})

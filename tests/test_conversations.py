@@ -112,7 +112,7 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
 ) -> None:
     async with connect(store_url=store_url) as client:
         thread = structured(await client.call_tool("chat", {"prompt": "start"}))["conversation_id"]
-        emulator.switches.update({"token_interval_ms": 20})
+        emulator.switches.gather_chats = 2  # the first turn is held at the gateway until the second has waited
         results: dict[str, dict[str, Any]] = {}
         waits: list[str] = []
 
@@ -128,8 +128,13 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
 
         async with anyio.create_task_group() as group:
             group.start_soon(turn, "first of two")
-            await anyio.sleep(0.05)
-            group.start_soon(turn, "second of two")
+            with anyio.fail_after(10):
+                while emulator.state.requests["/v1/chat/completions"] < 2:  # the first turn is at the gateway
+                    await anyio.sleep(0.01)
+                group.start_soon(turn, "second of two")
+                while not waits:  # had the second turn not waited, the gateway would have let both go
+                    await anyio.sleep(0.01)
+            emulator.switches.gather_chats = 0
     assert waits, "the second call reported that it waited"
     assert results["second of two"]["usage"]["prompt_tokens"] > results["first of two"]["usage"]["prompt_tokens"]
     store = await open_store(Settings.model_validate({"store_url": store_url}))

@@ -60,17 +60,18 @@ async def test_get_limits_shows_the_budget_spent_remaining_and_reset(
 async def test_get_limits_shows_the_largest_reservation_of_a_call_in_flight(
     connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
 ) -> None:
-    emulator.switches.token_interval_ms = 20  # a 300-word reply streams for a few seconds
     slow = {**PROMPT, "prompt": "hi [[words=300]]"}
     seen: list[dict[str, Any]] = []
     async with connect(budget_usd=1.0, store_url=store_url) as client:
         estimate = structured(await client.call_tool("chat", {**slow, "dry_run": True}))["estimate"]["cost_usd"]
+        emulator.switches.gather_chats = 2  # the one chat is held at the gateway, in flight, until released
         async with anyio.create_task_group() as group:  # its exit may swallow errors: estimate is bound before
             group.start_soon(client.call_tool, "chat", slow)
             with anyio.fail_after(20):
                 while not seen or seen[-1]["reserved_usd"] == 0:
                     await anyio.sleep(0.05)
                     seen.append(structured(await client.call_tool("get_limits", {}))["spend"])
+            emulator.switches.gather_chats = 0  # released: the chat finishes and the group exits
 
     held = seen[-1]
     assert held["largest_reservation_usd"] == held["reserved_usd"]

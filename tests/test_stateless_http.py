@@ -162,7 +162,7 @@ async def test_a_spend_confirmation_in_stateless_mode_is_a_token_never_a_questio
 async def test_stateless_mode_caps_requests_in_flight_and_opens_no_get_stream(
     emulator: EmulatorHandle, store_url: str
 ) -> None:
-    emulator.switches.token_interval_ms = 50  # 24 words: over a second in flight
+    emulator.switches.gather_chats = 2  # the one chat is held at the gateway, in flight, until released
     with replicas(emulator, store_url, count=1, http_sessions=1) as (root,):
         async with httpx2.AsyncClient(verify=TLS, timeout=30, headers=HEADERS) as http:
             slow: list[httpx2.Response] = []
@@ -178,6 +178,7 @@ async def test_stateless_mode_caps_requests_in_flight_and_opens_no_get_stream(
                     busy = await http.post(f"{root}/mcp", json={"jsonrpc": "2.0", "id": 9, "method": "ping"})
                     if busy.status_code == 503:
                         break
+                emulator.switches.gather_chats = 0
             stream = await http.get(f"{root}/mcp")
             after = await http.post(f"{root}/mcp", json={"jsonrpc": "2.0", "id": 10, "method": "ping"})
     assert busy is not None
