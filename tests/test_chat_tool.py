@@ -269,10 +269,10 @@ async def test_a_stream_that_breaks_before_the_first_token_says_what_to_do(
 async def test_the_deadline_mid_reply_returns_the_partial_reply(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:
-    emulator.switches.token_interval_ms = 200
+    emulator.switches.token_interval_ms = 100  # 24 words ≈ 2.4 s; reading stops 0.5 s before the deadline
 
     with anyio.fail_after(10):
-        async with connect(tool_timeout_seconds=1.5) as client:
+        async with connect(tool_timeout_seconds=1) as client:
             result = await client.call_tool("chat", {"prompt": "slow story"})
 
     data = structured(result)
