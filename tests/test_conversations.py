@@ -115,10 +115,12 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
         emulator.switches.gather_chats = 2  # the first turn is held at the gateway until the second has waited
         results: dict[str, dict[str, Any]] = {}
         waits: list[str] = []
+        waited = anyio.Event()
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             if message and "waiting for the previous turn" in message:
                 waits.append(message)
+                waited.set()
 
         async def turn(prompt: str) -> None:
             result = await client.call_tool(
@@ -129,11 +131,10 @@ async def test_concurrent_turns_on_one_thread_run_one_after_the_other(
         async with anyio.create_task_group() as group:
             group.start_soon(turn, "first of two")
             with anyio.fail_after(10):
-                while emulator.state.requests["/v1/chat/completions"] < 2:  # the first turn is at the gateway
+                while emulator.state.requests["/v1/chat/completions"] < 2:  # noqa: ASYNC110 - the emulator thread counts; the first turn is at the gateway
                     await anyio.sleep(0.01)
                 group.start_soon(turn, "second of two")
-                while not waits:  # had the second turn not waited, the gateway would have let both go
-                    await anyio.sleep(0.01)
+                await waited.wait()  # had the second turn not waited, the gateway would have let both go
             emulator.switches.gather_chats = 0
     assert waits, "the second call reported that it waited"
     assert results["second of two"]["usage"]["prompt_tokens"] > results["first of two"]["usage"]["prompt_tokens"]
