@@ -1,6 +1,6 @@
 """Issue 16's table: kyma-mcp checkouts against the SDK's floor, in one run, over a stub upstream.
 
-    python -m bench.table16 [--kyma LABEL=PYTHON ...] [--quick] [--out FILE]
+    python -m bench.table16 [--kyma LABEL=PYTHON ...] [--quick] [--only STEP ...] [--out FILE]
 
 Each `--kyma` names an interpreter whose environment has a kyma-mcp installed (an older checkout's
 `.venv/bin/python`, say); the default is this interpreter. The floor is a bare `MCPServer` tool
@@ -35,6 +35,8 @@ STUB = Path(__file__).with_name("stub.py")
 MODEL = "qwen-3.6-plus"
 SHORT = "Benchmark: answer in a couple of sentences."
 LONG_TOKENS = 16_000
+IDLE_SECONDS = 1.0
+"""How long a model takes to decide to call a tool once it has the list: the idle first chat waits this."""
 
 
 @asynccontextmanager
@@ -81,10 +83,12 @@ class Table:
 
     def commands(self, **extra: str) -> dict[str, ServerCommand]:
         servers = {
-            label: ServerCommand(label, (python, "-m", "kyma_mcp"), self.env(**extra))
+            label: ServerCommand(label, (python, "-m", "kyma_mcp"), self.env(**extra), cwd=self.data_home)
             for label, python in self.kymas.items()
         }
-        servers["floor"] = ServerCommand("floor", (sys.executable, str(FORWARDING)), self.env(**extra))
+        servers["floor"] = ServerCommand(
+            "floor", (sys.executable, str(FORWARDING)), self.env(**extra), cwd=self.data_home
+        )
         return servers
 
     def put(self, figure: str, label: str, value: Any) -> None:
@@ -101,26 +105,44 @@ class Table:
         return (time.perf_counter() - started) * 1000
 
     async def cold_start_and_first_chat(self) -> None:
+        """Spawn → tools/list answered, then the first chat: at once (a host that calls a tool as soon as
+        it has the list), or after `IDLE_SECONDS` (a model deciding to call a tool), each ÷ a later chat.
+        Each server is launched twice per turn, once for each first chat. Any chat after an idle pause is
+        slower on a shared VM (its CPUs wake up), so the idle first chat is also divided by a later chat
+        after the same pause: that ratio is what is cold in the server, not in the machine."""
         runs = 4 if self.quick else 15
         cold: dict[str, list[float]] = {}
-        first: dict[str, list[float]] = {}
+        first: dict[tuple[str, float], list[float]] = {}
         later: dict[str, list[float]] = {}
+        later_idle: dict[str, list[float]] = {}
         commands = list(self.commands().items())
         for turn in range(runs):
-            for label, command in commands[turn % len(commands) :] + commands[: turn % len(commands)]:
-                started = time.monotonic()
-                async with StdioServer.launched(command, stderr=None) as server:
-                    await server.handshake()
-                    await server.request("tools/list")
-                    cold.setdefault(label, []).append((time.monotonic() - started) * 1000)
-                    first.setdefault(label, []).append(await self.chat_ms(server, label))
-                    again = [await self.chat_ms(server, label) for _ in range(5)]
-                    later.setdefault(label, []).append(median(again))
+            for pause in (0.0, IDLE_SECONDS):
+                for label, command in commands[turn % len(commands) :] + commands[: turn % len(commands)]:
+                    started = time.monotonic()
+                    async with StdioServer.launched(command, stderr=None) as server:
+                        await server.handshake()
+                        await server.request("tools/list")
+                        cold.setdefault(label, []).append((time.monotonic() - started) * 1000)
+                        await anyio.sleep(pause)
+                        first.setdefault((label, pause), []).append(await self.chat_ms(server, label))
+                        again = [await self.chat_ms(server, label) for _ in range(5)]
+                        later.setdefault(label, []).append(median(again))
+                        if pause:
+                            await anyio.sleep(pause)
+                            later_idle.setdefault(label, []).append(await self.chat_ms(server, label))
+        idle = f"{IDLE_SECONDS:g} s idle"
         for label in cold:
+            a_later, a_later_idle = median(later[label]), median(later_idle[label])
+            at_once, first_idle = median(first[label, 0.0]), median(first[label, IDLE_SECONDS])
             self.put("cold start, spawn → tools/list (ms)", label, median(cold[label]))
-            self.put("first chat after start (ms)", label, median(first[label]))
-            self.put("a later chat (ms)", label, median(later[label]))
-            self.put("first chat ÷ a later chat", label, median(first[label]) / median(later[label]))
+            self.put("first chat right after tools/list (ms)", label, at_once)
+            self.put(f"first chat after a {idle} (ms)", label, first_idle)
+            self.put("a later chat, back to back (ms)", label, a_later)
+            self.put(f"a later chat after a {idle} (ms)", label, a_later_idle)
+            self.put("first chat right after tools/list ÷ a later chat", label, at_once / a_later)
+            self.put(f"first chat after a {idle} ÷ a later chat", label, first_idle / a_later)
+            self.put(f"first chat after a {idle} ÷ a later chat after a {idle}", label, first_idle / a_later_idle)
 
     async def per_call(self) -> None:
         calls = 60 if self.quick else 500
@@ -242,11 +264,15 @@ def _cell(value: object) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
-async def run(kymas: dict[str, str], quick: bool) -> Table:
+STEPS = ("bytes_on_the_wire", "cold_start_and_first_chat", "per_call", "concurrency")
+
+
+async def run(kymas: dict[str, str], quick: bool, only: Sequence[str] = ()) -> Table:
     with tempfile.TemporaryDirectory() as data_home:
         async with stub_upstream() as base_url:
             table = Table(kymas, base_url, quick, data_home)
-            for step in (table.bytes_on_the_wire, table.cold_start_and_first_chat, table.per_call, table.concurrency):
+            for name in only or STEPS:
+                step = getattr(table, name)
                 print(f"table16: {step.__name__} …", file=sys.stderr, flush=True)
                 await step()
     return table
@@ -257,9 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kyma", action="append", default=[], metavar="LABEL=PYTHON")
     parser.add_argument("--quick", action="store_true", help="few samples: checks the script, measures little")
     parser.add_argument("--out", type=Path, help="also write the table and the numbers (JSON) here")
+    parser.add_argument("--only", action="append", choices=STEPS, default=[], help="measure only this figure group")
     args = parser.parse_args(argv)
     kymas = dict(item.split("=", 1) for item in args.kyma) or {"kyma-mcp": sys.executable}
-    table = anyio.run(run, kymas, args.quick)
+    table = anyio.run(run, kymas, args.quick, args.only)
     text = markdown(table)
     print(text)
     if args.out:

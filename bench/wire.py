@@ -68,6 +68,9 @@ class ServerCommand:
     env: Mapping[str, str]
     behind_launcher: bool = False
     """The spawned process is a launcher (uvx) that runs the server as its child, so its pid says little."""
+    cwd: str | None = None
+    """The folder to start it in (None: this one). `python -m` puts its folder first on `sys.path`, so a
+    server started in a checkout runs that checkout's code, whichever interpreter it is."""
 
 
 class StdioServer:
@@ -86,7 +89,10 @@ class StdioServer:
     async def launched(cls, command: ServerCommand, *, stderr: BinaryIO | int | None) -> AsyncGenerator[StdioServer]:
         """Spawn the server; on exit close its stdin and make sure it is gone."""
         process = await anyio.open_process(
-            list(command.argv), env=dict(command.env), stderr=stderr if stderr is not None else subprocess.DEVNULL
+            list(command.argv),
+            env=dict(command.env),
+            cwd=command.cwd,
+            stderr=stderr if stderr is not None else subprocess.DEVNULL,
         )
         server = cls(process)
         try:

@@ -1,14 +1,17 @@
-"""Start-up does only what serving needs: no regex compiled at import, the tool list built once, and the
-Kyma HTTP client made on a worker thread once the server answered its first tools/list."""
+"""Start-up does only what serving needs: no regex compiled at import, the tool list built once, and what
+the first call needs (the Kyma HTTP client, the store, the catalog) prepared in the background once the
+server answered its first tools/list."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
 from mcp import Client
 
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server import build_server
 from kyma_mcp.server.app import KymaServer
 from kyma_mcp.server.context import SharedState
@@ -22,6 +25,7 @@ from kyma_mcp.patterns import LazyPattern
 import kyma_mcp.cli, kyma_mcp.http_config, kyma_mcp.server.app
 from kyma_mcp.server import build_server
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.settings import Settings
 from tests.conftest import emulator_settings
 build_server(Settings())
@@ -40,17 +44,39 @@ def test_no_pattern_is_compiled_until_a_task_is_read() -> None:
     assert after > 0
 
 
-async def test_the_http_client_and_the_catalog_are_prepared_in_the_background(emulator: EmulatorHandle) -> None:
+async def test_the_http_client_the_store_and_the_catalog_are_prepared_in_the_background(
+    emulator: EmulatorHandle,
+) -> None:
     shared = SharedState(emulator_settings(emulator), None)
     async with shared.lifespan(build_server(Settings())) as state:
         assert not state.client.prepared
+        assert not state.store.opened
         task = shared.prepare_soon()
         assert task is not None
         await task
 
         assert state.client.prepared
+        assert state.store.opened  # opened and migrated: the first chat records its turn at once
         assert (await state.catalog.view()).source == "cached"  # fetched by the preparation
     assert emulator.state.requests["/v1/models"] == 1
+
+
+async def test_a_store_that_cannot_open_spoils_no_other_preparation_and_is_left_to_the_first_call(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "store.sqlite3"
+    corrupt.write_bytes(b"this is not a database\n" * 100)
+    shared = SharedState(emulator_settings(emulator, store_url=f"sqlite://{corrupt}"), None)
+    async with shared.lifespan(build_server(Settings())) as state:
+        task = shared.prepare_soon()
+        assert task is not None
+        await task  # the failure is not raised here
+
+        assert state.client.prepared
+        assert (await state.catalog.view()).source == "cached"
+        assert not state.store.opened
+        with pytest.raises(StoreUnavailableError, match="not a readable SQLite database"):
+            await state.store.get()  # the first call that needs it meets it, and says so
 
 
 async def test_tools_list_is_built_once_and_announces_the_server_serving_once() -> None:

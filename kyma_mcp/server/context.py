@@ -4,6 +4,7 @@ translation of Kyma errors into the `ToolError` text the model reads."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
@@ -98,8 +100,26 @@ resource_state: ContextVar[AppState] = ContextVar("kyma_resource_state")
 """The state of the server reading a resource, set by `KymaServer.read_resource` for the read."""
 
 
-PREPARE_DELAY_SECONDS = 0.05
+PREPARE_DELAY_SECONDS = 0.02
 """The pause before the background preparation starts: the tools/list answer goes out first."""
+
+
+async def _background_part(part: Callable[[], object]) -> None:
+    """Run one part of the background preparation: a coroutine function on the event loop, a plain
+    one on a worker thread; a failure is the first call's to meet and report, so it is only logged."""
+    try:
+        if inspect.iscoroutinefunction(part):
+            await part()
+        else:
+            await anyio.to_thread.run_sync(part)
+    except Exception:
+        logging.getLogger(__name__).debug("background preparation failed", exc_info=True)
+
+
+def warm_first_call() -> None:
+    """Build what the SDK builds on a tool's first call with a `Resolve` parameter (`chat`'s consent):
+    the parametrised `AcceptedElicitation[Any]` (a pydantic class, cached once built)."""
+    _ = AcceptedElicitation[Any]
 
 
 class SharedState:
@@ -130,19 +150,22 @@ class SharedState:
 
     @staticmethod
     async def _prepare(state: AppState) -> None:
-        """The HTTP client (httpcore2 import, TLS context) and the store's modules on a worker thread,
-        then the catalog (Kyma's public list, read by the first chat for its retirement notes)."""
+        """What the first call would otherwise do itself, in two steps of two parts each, side by side:
+        on worker threads, make the HTTP client (httpcore2 import, then the TLS context, which loads the
+        CA bundle without holding the GIL) and import the store's modules; then, on the event loop, open
+        (and migrate) the store and read the catalog: Kyma's public model list, which every chat reads
+        for its retirement notes, and whose read leaves pooled connections to the gateway for the chat.
+        A part that fails is logged and left to the first call that needs it, which reports it."""
         await anyio.sleep(PREPARE_DELAY_SECONDS)  # the tools/list answer goes out first
 
-        def prepare() -> None:
-            state.client.prepare()
+        def importing() -> None:
             state.store.prepare()
+            warm_first_call()
 
-        try:
-            await anyio.to_thread.run_sync(prepare)
-            await state.catalog.view()
-        except Exception:
-            logging.getLogger(__name__).debug("background preparation failed", exc_info=True)
+        for parts in ((state.client.prepare, importing), (state.store.get, state.catalog.view)):
+            async with anyio.create_task_group() as group:
+                for part in parts:
+                    group.start_soon(_background_part, part)
 
     @asynccontextmanager
     async def lifespan(self, _: MCPServer) -> AsyncGenerator[AppState]:

@@ -97,8 +97,8 @@ class StoreHandle:
         self._pruned_at = 0.0
 
     def prepare(self) -> None:
-        """Import the backend's modules now (from a worker thread), so the first call does not; opening
-        stays for the first call that needs the store (it creates the database file)."""
+        """Import the backend's modules now (from a worker thread), so the first call does not; the
+        server's background preparation then opens it (`get`) on the event loop."""
         url = self._settings.store_url.get_secret_value() if self._settings.store_url is not None else ""
         postgres = self._settings.store == "on" and url.startswith(("postgresql://", "postgres://"))
         importlib.import_module("kyma_mcp.store.postgres" if postgres else "kyma_mcp.store.sqlite")
@@ -121,6 +121,11 @@ class StoreHandle:
             self._pruned_at = time.time()
             await prune(store, self._settings)
         return store
+
+    @property
+    def opened(self) -> bool:
+        """Whether the store is open (and migrated)."""
+        return self._store is not None
 
     async def aclose(self) -> None:
         store, self._store = self._store, None
