@@ -1,6 +1,7 @@
 """Streams that end well, and chat passing through what Kyma's chat API documents (tools, json_schema, caching)."""
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -8,7 +9,7 @@ import pytest
 
 from kyma_mcp.chat import ReplyBuilder
 from kyma_mcp.emulator import EmulatorHandle
-from kyma_mcp.errors import RateLimitedError, stream_error
+from kyma_mcp.errors import KymaError, RateLimitedError, stream_error
 from kyma_mcp.kyma.client import KymaClient
 from kyma_mcp.settings import Settings
 from tests.conftest import ConnectFactory
@@ -189,3 +190,74 @@ async def test_a_400_that_does_not_name_stream_options_is_not_retried() -> None:
             pass
 
     assert len(seen) == 1
+
+
+class Pieces(httpx2.AsyncByteStream):
+    """A response body that arrives in the given network reads."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece
+
+
+async def read_pieces(pieces: list[bytes]) -> list[Any]:
+    """What `ChatStream.chunks` yields for a stream read in these pieces (an error as its text, last)."""
+
+    def gateway(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/auth/limits"):
+            return httpx2.Response(404)
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Pieces(pieces))
+
+    config = Settings.model_validate({"api_key": "ky-test-key-123456", "max_retries": 0, "tier": 4})
+    client = KymaClient(config, transport=httpx2.MockTransport(gateway))
+    seen: list[Any] = []
+    try:
+        async with client.chat_stream({"model": "m", "messages": []}) as stream:
+            async for chunk in stream.chunks():
+                seen.append(chunk)
+    except KymaError as exc:
+        seen.append(str(exc))
+    return seen
+
+
+def splits(body: bytes) -> list[list[bytes]]:
+    """The body whole, a byte at a time, and cut in two at every byte."""
+    return [[body], [body[i : i + 1] for i in range(len(body))]] + [[body[:i], body[i:]] for i in range(1, len(body))]
+
+
+def delta(text: str, reason: str | None = None) -> dict[str, Any]:
+    return {"choices": [{"delta": {"content": text}, "finish_reason": reason}]}
+
+
+SSE_LINES = (
+    ": keep-alive\n"
+    f"data: {json.dumps(delta('Grüße, 日本'), ensure_ascii=False)}\r\n\r\n"
+    f"data:{json.dumps(delta('no space'))}\n\n"
+    f"data: \t {json.dumps(delta('spaces'))} \t\n"
+    "event: ping\n"
+    "data: 7\n\n"  # JSON but not an object: skipped
+    f"data: {json.dumps(delta('!', 'stop'))}\n\n"
+)
+
+
+async def test_stream_lines_read_the_same_however_the_network_cuts_them() -> None:
+    expected = [delta("Grüße, 日本"), delta("no space"), delta("spaces"), delta("!", "stop")]
+    for body in (SSE_LINES + "data: [DONE]\n\nnot read\n", SSE_LINES + "data:[DONE]", SSE_LINES):
+        for pieces in splits(body.encode()):
+            assert await read_pieces(pieces) == expected, pieces
+
+
+async def test_what_arrived_before_a_bad_line_in_the_same_read_is_delivered_first() -> None:
+    first = f"data: {json.dumps(delta('kept'))}\n\n"
+    for bad, said in (
+        ('data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n', "overloaded"),
+        ("data: {not json\n\n", "not JSON"),
+    ):
+        for pieces in ([(first + bad).encode()], [first.encode(), bad.encode()]):
+            seen = await read_pieces(pieces)
+            assert seen[0] == delta("kept")
+            assert said in seen[1]
+            assert len(seen) == 2

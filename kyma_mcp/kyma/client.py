@@ -7,11 +7,12 @@ error answer mapped to a `KymaError` with the key scrubbed out of it.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import random
 import re
 import threading
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,6 +91,34 @@ def clip(value: str | None, max_chars: int) -> str | None:
     return value if value is None or len(value) <= max_chars else value[: max_chars - 1] + "…"
 
 
+_DONE: JSONObject = {}
+"""`_event` of `data: [DONE]`."""
+_NOT_JSON: JSONObject = {}
+"""`_event` of a data line that is not JSON."""
+_DECODER = json.JSONDecoder()
+
+
+def _event(line: str) -> JSONObject | None:
+    """A `data:` line's JSON object (None: JSON but not an object), `_DONE` or `_NOT_JSON`.
+
+    Per streamed token, so the usual line (`data: {…}`, no other spaces around) is decoded where it
+    lies, without copying the data out or scanning it for whitespace first; any other is read as
+    the SSE format allows (spaces, tabs, `data:[DONE]`).
+    """
+    if line.startswith("data: {"):
+        try:
+            value, end = _DECODER.raw_decode(line, 6)
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
+            return _NOT_JSON
+        if end == len(line):
+            return as_object(value)
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _DONE
+    value = parse(data)
+    return _NOT_JSON if value is None else as_object(value)
+
+
 class ChatStream:
     """An open streamed chat completion: its route headers and its parsed SSE chunks."""
 
@@ -103,12 +132,25 @@ class ChatStream:
         """True when reading stopped at `Bounds.stream_bytes`: what arrived is kept, the rest unread."""
         self.finished = False
         """A chunk carried a `finish_reason`: the reply is complete even if no `[DONE]` follows."""
+        self._done = False
 
     async def chunks(self) -> AsyncGenerator[JSONObject]:
-        """Yield each `chat.completion.chunk` until `data: [DONE]`, a clean end after a `finish_reason`
-        (`[DONE]` is not documented for Kyma), or the stream byte bound.
+        """Each chunk of `batches`, one at a time."""
+        async with aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
-        Raises:
+    async def batches(self) -> AsyncGenerator[Iterator[JSONObject]]:
+        """Yield the `chat.completion.chunk`s of each network read, in order, until `data: [DONE]`, a
+        clean end after a `finish_reason` (`[DONE]` is not documented for Kyma), or the stream byte bound.
+
+        A read at a time, not a chunk: one resumption of this generator per read rather than per
+        token. Each batch is an iterator that parses its chunks as it is read, so only one parsed
+        chunk is alive at a time (a list of them would survive the garbage collector's young
+        generation and make it collect the whole heap more often); read each to its end, or stop.
+
+        Raises (from the batches, or from this generator):
             KymaError: a `data: {"error": …}` event, with the word its status or type names.
             StreamBrokenError: the connection broke (or the body could not be decoded), the stream
                 ended before a `finish_reason`, or a line was over the bound.
@@ -116,35 +158,46 @@ class ChatStream:
         """
         await self._check_content_type()
         try:
-            lines = self._lines()
-            async for line in lines:
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    async for _ in lines:  # read the body to its end, or closing it drops the pooled connection
+            blocks = self._line_blocks()
+            async for lines in blocks:
+                yield self._events(lines)
+                if self._done:
+                    async for _ in blocks:  # read the body to its end, or closing it drops the pooled connection
                         pass
                     return
-                chunk = parse(data)
-                if chunk is None:
-                    raise stream_broke_error("a chunk that is not JSON")
-                event = as_object(chunk)
-                if event is None:
-                    continue
-                choices = event.get("choices")
-                if not choices and event.get("error") is not None:
-                    raise stream_error(event["error"], self._secrets)
-                if not self.finished and finishes(choices):
-                    self.finished = True
-                yield event
         except (httpx2.TransportError, httpx2.DecodingError) as exc:  # DecodingError: e.g. a corrupt gzip body
             raise stream_broke_error(type(exc).__name__) from None
         if self.cut or self.finished:
             return
         raise stream_unfinished_error()
 
-    async def _lines(self) -> AsyncGenerator[str]:
-        """The stream's lines, each at most `Bounds.sse_line_bytes`; ends early at `Bounds.stream_bytes`."""
+    def _events(self, lines: list[str]) -> Iterator[JSONObject]:
+        """The chunks in one read's lines; sets `_done` at `data: [DONE]` (the lines after it are not read)."""
+        for line in lines:
+            if not line.startswith("data:"):
+                continue
+            event = _event(line)
+            if event is None:
+                continue
+            if event is _DONE:
+                self._done = True
+                return
+            if event is _NOT_JSON:
+                raise stream_broke_error("a chunk that is not JSON")
+            choices = event.get("choices")
+            if not choices and event.get("error") is not None:
+                raise stream_error(event["error"], self._secrets)
+            if not self.finished and finishes(choices):
+                self.finished = True
+            yield event
+
+    async def _line_blocks(self) -> AsyncGenerator[list[str]]:
+        """The stream's complete lines, a network read's worth at a time, each at most `Bounds.sse_line_bytes`;
+        ends early at `Bounds.stream_bytes`.
+
+        A read is split at its last newline and decoded once: a newline byte never occurs inside a
+        UTF-8 sequence, so decoding whole lines together gives what decoding each alone would.
+        """
         pending = bytearray()
         async with aclosing(decoded(self._response)) as pieces:
             async for data in pieces:
@@ -152,17 +205,25 @@ class ChatStream:
                 if self.bytes_read > self._bounds.stream_bytes:
                     self.cut = True
                     return
-                scan_from = len(pending)
-                pending += data
-                start = 0
-                while (end := pending.find(b"\n", scan_from)) >= 0:
-                    yield pending[start:end].rstrip(b"\r").decode("utf-8", "replace")
-                    start = scan_from = end + 1
-                del pending[:start]
+                last = data.rfind(b"\n")
+                if last >= 0:
+                    if pending:
+                        pending += data[:last]
+                        text = pending.decode("utf-8", "replace")
+                        pending.clear()
+                    else:
+                        text = data[:last].decode("utf-8", "replace")
+                    lines = text.split("\n")
+                    if "\r" in text:
+                        lines = [line.rstrip("\r") for line in lines]
+                    pending += data[last + 1 :]
+                    yield lines
+                else:
+                    pending += data
                 if len(pending) > self._bounds.sse_line_bytes:
                     raise stream_line_too_long_error(self._bounds.sse_line_bytes)
         if pending:
-            yield pending.decode("utf-8", "replace")
+            yield [pending.decode("utf-8", "replace")]
 
     async def _check_content_type(self) -> None:
         """A 200 that is not an event stream (an HTML page, a JSON object) is reported as what it is."""
