@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 PROGRESS_INTERVAL_SECONDS = 0.25
-"""Streamed tokens are reported at most this often (the first one at once)."""
+"""Streamed tokens are reported at most this often (the first one at once): the default of
+`Timing.progress_interval_seconds`, which a tool call's `Progress` is given."""
 
 SendProgress = Callable[[float, float | None, str], Awaitable[None]]
 """How a message reaches the client: (progress, total, message), e.g. the SDK context's `report_progress`."""
@@ -22,8 +23,9 @@ SendProgress = Callable[[float, float | None, str], Awaitable[None]]
 class Progress:
     """MCP progress for one call: strictly increasing values; streamed updates at most every interval."""
 
-    def __init__(self, send: SendProgress) -> None:
+    def __init__(self, send: SendProgress, *, interval_seconds: float = PROGRESS_INTERVAL_SECONDS) -> None:
         self._send = send
+        self._interval_seconds = interval_seconds
         self._sent = 0
         self._last_sent = float("-inf")
 
@@ -34,7 +36,7 @@ class Progress:
 
     def due(self) -> bool:
         """Whether another streamed update may go out (they are throttled to one per interval)."""
-        return time.monotonic() - self._last_sent >= PROGRESS_INTERVAL_SECONDS
+        return time.monotonic() - self._last_sent >= self._interval_seconds
 
 
 _current: ContextVar[Progress | None] = ContextVar("kyma_progress", default=None)

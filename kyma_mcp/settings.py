@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from kyma_mcp.progress import PROGRESS_INTERVAL_SECONDS
+
 DEFAULT_BASE_URL = "https://kymaapi.com/v1"
 
 
@@ -95,6 +97,8 @@ class Timing(BaseModel):
     also the shortest time between a read and the re-read a 429 asks for."""
     turn_wait_seconds: float = Field(default=0.1, gt=0)
     """Pause between checks while a conversation's previous turn is still in flight."""
+    progress_interval_seconds: float = Field(default=PROGRESS_INTERVAL_SECONDS, ge=0)
+    """Streamed tokens (and waits for a previous turn) are reported to the client at most this often."""
 
 
 class Settings(BaseModel):

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 from mcp.client.session import ElicitationFnT
 
-from kyma_mcp.emulator import EmulatorHandle, running_emulator
+from kyma_mcp.emulator import EmulatorHandle, Switches, running_emulator
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings, Timing
 
@@ -22,9 +22,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+QUICK_JOBS = Switches(image_delay_seconds=0.1)
+"""The session emulator's image jobs take 100 ms instead of the emulator's default 0.3 s: FAST_TIMING
+polls every 50 ms, so a job is still seen pending and processing. A test that watches a job's stages
+closely, or needs one still running, sets its own `image_delay_seconds`."""
+
+
 @pytest.fixture(scope="session")
 def shared_emulator() -> Iterator[EmulatorHandle]:
-    with running_emulator() as emulator:
+    with running_emulator(QUICK_JOBS) as emulator:
         yield emulator
 
 
@@ -35,9 +41,16 @@ def emulator(shared_emulator: EmulatorHandle) -> EmulatorHandle:
     return shared_emulator
 
 
-FAST_TIMING = Timing(backoff_base_seconds=0, backoff_max_seconds=0, job_poll_seconds=(0.05,), turn_wait_seconds=0.01)
-"""No retry backoff, a job poll every 50 ms (the emulator's quick jobs take 100 ms), quick turn waits:
-a test waits only as long as what it watches. The production schedule is `Timing()`."""
+FAST_TIMING = Timing(
+    backoff_base_seconds=0,
+    backoff_max_seconds=0,
+    job_poll_seconds=(0.05,),
+    turn_wait_seconds=0.01,
+    progress_interval_seconds=0.02,
+)
+"""No retry backoff, a job poll every 50 ms (the emulator's quick jobs take 100 ms), quick turn waits,
+streamed progress every 20 ms: a test waits only as long as what it watches. The production schedule
+is `Timing()`."""
 
 
 def emulator_settings(emulator: EmulatorHandle, **overrides: Any) -> Settings:

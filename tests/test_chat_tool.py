@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from kyma_mcp.emulator import EmulatorHandle
-from tests.conftest import BOTH_ERAS, ConnectFactory
+from tests.conftest import BOTH_ERAS, FAST_TIMING, ConnectFactory
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +66,7 @@ async def test_messages_and_system_reach_kyma_in_order(connect: ConnectFactory) 
 
 @BOTH_ERAS
 async def test_streamed_tokens_arrive_as_increasing_progress(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
-    emulator.switches.token_interval_ms = 40
+    emulator.switches.token_interval_ms = 5  # 0.1 s of streaming; progress goes out every 20 ms (FAST_TIMING)
     emulator.switches.reply_words = 20
     seen: list[tuple[float, str | None]] = []
 
@@ -85,9 +85,31 @@ async def test_streamed_tokens_arrive_as_increasing_progress(connect: ConnectFac
     assert "first tokens" in seen[0][1]
 
 
+async def test_streamed_progress_is_throttled_to_the_progress_interval(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    emulator.switches.token_interval_ms = 5
+    emulator.switches.reply_words = 20
+    counts: dict[float, int] = {}
+    for interval in (60.0, 0.0):
+        seen: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(message or "")  # noqa: B023 - called during this iteration's call only
+
+        timing = FAST_TIMING.model_copy(update={"progress_interval_seconds": interval})
+        async with connect(timing=timing) as client:
+            result = await client.call_tool("chat", {"prompt": "stream please"}, progress_callback=on_progress)
+        assert not result.is_error
+        counts[interval] = sum(message.startswith("first tokens") or " characters from " in message for message in seen)
+
+    assert counts[60.0] == 1, "only the first tokens go out within one interval"
+    assert counts[0.0] >= 3, "without an interval streamed chunks are reported as they come"
+
+
 @BOTH_ERAS
 async def test_progress_names_one_model_the_served_one(connect: ConnectFactory, emulator: EmulatorHandle) -> None:
-    emulator.switches.token_interval_ms = 40
+    emulator.switches.token_interval_ms = 5
     emulator.switches.reply_words = 20
     messages: list[str] = []
 

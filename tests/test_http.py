@@ -129,8 +129,8 @@ def reply_of(result: CallToolResult) -> str:
 
 @pytest.mark.anyio
 async def test_chat_streams_progress_to_an_http_client(guarded: Served, emulator: EmulatorHandle) -> None:
-    emulator.switches.token_interval_ms = 40
-    emulator.switches.reply_words = 10  # 0.4 s of streaming: progress goes out at most every 0.25 s
+    emulator.switches.token_interval_ms = 10
+    emulator.switches.reply_words = 10  # 0.1 s of streaming: progress goes out at most every 20 ms (FAST_TIMING)
     seen: list[float] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -110,7 +110,7 @@ async def test_without_stateless_a_call_on_another_replica_is_refused(emulator: 
 async def test_an_sdk_client_of_either_era_chats_with_progress_through_a_stateless_server(
     emulator: EmulatorHandle, store_url: str, mode: str
 ) -> None:
-    emulator.switches.token_interval_ms = 40
+    emulator.switches.token_interval_ms = 10
     emulator.switches.reply_words = 10
     seen: list[float] = []
 

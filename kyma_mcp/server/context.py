@@ -258,7 +258,8 @@ def dry_run_result(
 
 
 def progress_of(ctx: AppContext) -> Progress:
-    return Progress(ctx.report_progress)
+    timing = ctx.request_context.lifespan_context.settings.timing
+    return Progress(ctx.report_progress, interval_seconds=timing.progress_interval_seconds)
 
 
 @asynccontextmanager
