@@ -15,13 +15,14 @@ call may have cost is not counted, Kyma's balance in get_limits is the judge).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import anyio
 from pydantic import BaseModel, Field
@@ -107,11 +108,16 @@ class SpendListing(SpendSummary):
 
 def period_of(settings: Settings, now: datetime | None = None) -> tuple[str, datetime | None]:
     """The ledger key of the current period and when it resets (None for `session`)."""
-    now = now or datetime.now(UTC)
     kind = settings.budget_period
     if kind == "session":
         return f"session:{_SESSION}", None
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _calendar_period(kind, (now or datetime.now(UTC)).date())
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar_period(kind: str, today: date) -> tuple[str, datetime]:
+    """`period_of` a UTC day: worked out once a day, not per call (formatting dates takes microseconds)."""
+    day = datetime(today.year, today.month, today.day, tzinfo=UTC)
     if kind == "day":
         return f"day:{day:%Y-%m-%d}", day + timedelta(days=1)
     if kind == "week":

@@ -68,9 +68,19 @@ ID_ALPHABET = string.ascii_letters + string.digits
 """Letters and digits only: an id never starts with `-`, which a command line would read as an option."""
 
 
+ID_CHARS = 12
+_ID_SPACE = len(ID_ALPHABET) ** ID_CHARS
+
+
 def new_conversation_id() -> str:
-    """12 random letters and digits (71 bits)."""
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(12))
+    """12 random letters and digits (71 bits): one draw below 62**12 written in base 62, which is the
+    same as drawing each character alone, with one read of the system's randomness instead of twelve."""
+    number = secrets.randbelow(_ID_SPACE)
+    characters: list[str] = []
+    for _ in range(ID_CHARS):
+        number, digit = divmod(number, len(ID_ALPHABET))
+        characters.append(ID_ALPHABET[digit])
+    return "".join(characters)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """Budgets across calls: reserved before sending, settled with Kyma's cost, kept in the store's ledger
 (SQLite and PostgreSQL: the `store_url` fixture)."""
 
+from datetime import UTC, datetime
+
 import anyio
 import pytest
 from mcp.types import CallToolResult
 
+from kyma_mcp.budget import period_of
 from kyma_mcp.emulator import EmulatorHandle
+from kyma_mcp.settings import Settings
 from tests.conftest import ConnectFactory
 from tests.results import error_text, structured
 
@@ -71,3 +75,21 @@ async def test_without_a_store_the_budget_is_per_process(connect: ConnectFactory
     async with connect(budget_usd=LONG_ESTIMATE * 1.5, store="off") as client:
         assert not (await client.call_tool("chat", LONG)).is_error
     assert emulator.state.requests[CHAT] == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "at", "key", "resets"),
+    [
+        ("day", datetime(2026, 12, 31, 23, 59, tzinfo=UTC), "day:2026-12-31", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("day", datetime(2027, 1, 1, 0, 0, tzinfo=UTC), "day:2027-01-01", datetime(2027, 1, 2, tzinfo=UTC)),
+        ("week", datetime(2026, 12, 4, 12, tzinfo=UTC), "week:2026-11-30", datetime(2026, 12, 7, tzinfo=UTC)),
+        ("month", datetime(2026, 12, 4, 12, tzinfo=UTC), "month:2026-12", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("month", datetime(2027, 1, 1, 0, 0, tzinfo=UTC), "month:2027-01", datetime(2027, 2, 1, tzinfo=UTC)),
+    ],
+)
+def test_a_period_is_the_utc_calendar_day_week_or_month_and_resets_at_its_end(
+    kind: str, at: datetime, key: str, resets: datetime
+) -> None:
+    settings = Settings.model_validate({"budget_period": kind})
+    assert period_of(settings, at) == (key, resets)
+    assert period_of(settings, at) == (key, resets)  # worked out once a day: the same again

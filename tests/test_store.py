@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -288,6 +289,29 @@ async def test_the_memory_store_runs_every_transaction_on_the_event_loop(monkeyp
     with pytest.raises(RuntimeError):  # a failing transaction is rolled back, on the loop too
         await failing()
     assert (await store.ledger_entry("r1")) is not None
+    monkeypatch.undo()
+    await store.aclose()
+
+
+async def test_a_file_store_reads_on_the_event_loop_and_writes_through_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ending a read never checkpoints: reads take no thread hop; a write's BEGIN and COMMIT still do."""
+    store = await open_store(settings_for(f"sqlite://{tmp_path / 'store.sqlite3'}"))
+    await store.begin_turn(thread(), user_turn("hi"), create=True, owner="o", lease_until=0, replace_system=False)
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., object], *args: object) -> object:
+        hops.append(function)
+        return await real(function, *args)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    assert [turn.status for turn in await store.turns("c1")] == ["pending"]
+    assert (await store.period_spend("p")).calls == 0
+    assert hops == []
+    assert await store.reserve("r1", period="p", tool="chat", amount_micros=1, budget_micros=None, now=time.time())
+    assert len(hops) == 2  # BEGIN IMMEDIATE, COMMIT
     monkeypatch.undo()
     await store.aclose()
 

@@ -10,9 +10,10 @@ Only what can wait runs on a worker thread: `BEGIN IMMEDIATE` (it waits up to th
 another process's write) and `COMMIT` (it may checkpoint the WAL to disk). The statements in between
 run on the event loop: with the write lock held, or in WAL mode as a reader, they never wait for a
 lock, and a small query takes microseconds where a thread hop takes a tenth of a millisecond or more
-on a busy machine (a `chat` turn runs about a dozen statements). A database in memory
-(`KYMA_STORE=off`) has neither another process nor a disk to wait for: its transactions run on the
-event loop from BEGIN to COMMIT, with no thread hop at all.
+on a busy machine (a `chat` turn runs about a dozen statements). A read transaction's COMMIT only
+lets go of its snapshot (SQLite checkpoints after writes), and a database in memory
+(`KYMA_STORE=off`) has neither another process nor a disk to wait for: those transactions run on
+the event loop from BEGIN to COMMIT, with no thread hop at all.
 """
 
 from __future__ import annotations
@@ -57,25 +58,25 @@ class SQLiteDatabase:
         # `lock` needs nothing more here: BEGIN IMMEDIATE already serialises every writer of the file.
         del lock
         async with self._lock:
-            if write and not self._in_memory:
+            if write and not self._in_memory:  # a file's write lock and its commit may wait: a thread
                 await self._call(self._connection.execute, "BEGIN IMMEDIATE")
-            else:
-                self._now(self._connection.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield _Transaction(self)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._call(self._connection.rollback)
+                    raise
+                with anyio.CancelScope(shield=True):
+                    await self._call(self._connection.commit)
+                return
+            # In memory, or reading (ending a read never checkpoints): nothing waits, nothing to shield.
+            self._now(self._connection.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _Transaction(self)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._end(self._connection.rollback)
+                self._now(self._connection.rollback)
                 raise
-            with anyio.CancelScope(shield=True):
-                await self._end(self._connection.commit)
-
-    async def _end(self, end: Callable[[], None]) -> None:
-        """COMMIT or ROLLBACK: on a worker thread for a file (a commit may checkpoint the WAL to disk)."""
-        if self._in_memory:
-            self._now(end)
-        else:
-            await self._call(end)
+            self._now(self._connection.commit)
 
     async def aclose(self) -> None:
         async with self._lock:
