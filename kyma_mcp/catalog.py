@@ -308,7 +308,9 @@ class Catalog:
     ) -> None:
         self._fetch = fetch
         self._pricing = pricing
-        self._aliases: Mapping[str, str] = aliases()
+        self._live_aliases: Mapping[str, str] | None = None
+        """The gateway's aliases from the last list read; the snapshot's until then (read when first needed,
+        not at start-up: the snapshot is 18 KB of JSON)."""
         self._failure: str | None = None
         self._ttl = ttl_seconds
         self._clock = clock
@@ -316,6 +318,12 @@ class Catalog:
         self._fetched_at = 0.0
         self._failed_at: float | None = None
         self._lock = anyio.Lock()
+
+    @property
+    def _aliases(self) -> Mapping[str, str]:
+        if self._live_aliases is None:
+            self._live_aliases = aliases()
+        return self._live_aliases
 
     async def view(self) -> CatalogView:
         if self._fresh():
@@ -358,7 +366,7 @@ class Catalog:
         except Exception as exc:  # any failure to read the live list falls back to the snapshot, never crashes
             self._failure = f"its model list could not be read ({type(exc).__name__})"
             return []
-        self._aliases = {str(k): v for k, v in live_aliases.items() if isinstance(v, str)} or aliases()
+        self._live_aliases = {str(k): v for k, v in live_aliases.items() if isinstance(v, str)} or aliases()
         self._failure = None if models else "its model list was empty"
         return models
 

@@ -1,7 +1,7 @@
 """Start-up stays light: `import kyma_mcp.server` (what every launch of `kyma-mcp` does before it can
 answer `tools/list`) loads no module that only some calls need. Pillow (previews), platformdirs (the
-data folder), psycopg (a PostgreSQL store) and tomlkit (the installer) are imported inside the
-functions that use them; uvicorn and starlette only by the MCP SDK itself (`mcp.server` loads its HTTP
+data folder), psycopg (a PostgreSQL store), tomlkit (the installer) and the recommender are imported
+inside the functions that use them; uvicorn and starlette only by the MCP SDK itself (`mcp.server` loads its HTTP
 transports), never by kyma-mcp's own modules, which import them for `--transport` only.
 
 A fresh interpreter each time: this test process has long since imported everything.
@@ -12,8 +12,18 @@ import subprocess
 import sys
 from functools import cache
 
-LAZY = ("PIL", "platformdirs", "psycopg", "psycopg_pool", "tomlkit")
-"""Never imported by `import kyma_mcp.server`."""
+LAZY = (
+    "PIL",
+    "platformdirs",
+    "psycopg",
+    "psycopg_pool",
+    "tomlkit",
+    "kyma_mcp.recommend.ranking",
+    "kyma_mcp.recommend.profile",
+    "kyma_mcp.recommend.guide",
+)
+"""Never imported by `import kyma_mcp.server`; the recommender (9 ms of classes and tables) loads on the
+first `recommend_model`, `compare` without models or guide read, or in the background once serving."""
 SDK_ONLY = ("uvicorn", "starlette")
 """Imported by the MCP SDK at start-up, but never first by a kyma_mcp module."""
 OWN_HTTP_MODULES = ("kyma_mcp.server.http", "kyma_mcp.http_config")

@@ -14,12 +14,13 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Capability, Kind, ModelInfo, Source
 from kyma_mcp.patterns import LazyPattern
+from kyma_mcp.recommend import Priority
 from kyma_mcp.recommend.profile import (
     COMMON_OUTPUT_CAP,
     CUES,
@@ -31,8 +32,6 @@ from kyma_mcp.recommend.profile import (
     Trait,
     understand,
 )
-
-Priority = Literal["balanced", "cheapest", "fastest", "best"]
 
 DEFAULT_INPUT_TOKENS = 2_000
 DEFAULT_OUTPUT_TOKENS = 1_000

@@ -19,7 +19,6 @@ from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.kyma.wire import JSONObject
 from kyma_mcp.limits import request_caps
 from kyma_mcp.progress import Progress
-from kyma_mcp.recommend.ranking import recommend
 from kyma_mcp.server.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.server.context import (
     AS_TEXT,
@@ -222,6 +221,8 @@ def _models(models: list[str] | None, current: list[JSONObject], view: CatalogVi
     if models:
         chosen = list(dict.fromkeys(models))
     else:
+        from kyma_mcp.recommend.ranking import recommend  # the recommender loads on its first use
+
         task = " ".join(str(m["content"]) for m in current if isinstance(m.get("content"), str))[:4000] or "chat"
         advice = recommend(task, view.models, source=view.source, request_caps=request_caps(bundled_tiers()))
         chosen = [o.model for o in (advice.pick, advice.cheaper, advice.stronger) if o is not None]

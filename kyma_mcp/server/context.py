@@ -4,6 +4,7 @@ translation of Kyma errors into the `ToolError` text the model reads."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -117,8 +118,10 @@ async def _background_part(part: Callable[[], object]) -> None:
 
 
 def warm_first_call() -> None:
-    """Build what the SDK builds on a tool's first call with a `Resolve` parameter (`chat`'s consent):
-    the parametrised `AcceptedElicitation[Any]` (a pydantic class, cached once built)."""
+    """Load what calls load on first use: the recommender's modules (not imported at start-up), and what
+    the SDK builds on a tool's first call with a `Resolve` parameter (`chat`'s consent): the parametrised
+    `AcceptedElicitation[Any]` (a pydantic class, cached once built)."""
+    importlib.import_module("kyma_mcp.recommend.guide")  # with the ranking and the task profiles
     _ = AcceptedElicitation[Any]
 
 

@@ -11,7 +11,6 @@ from pydantic import Field
 
 from kyma_mcp.catalog import Capability, Kind, ModelInfo, ModelRow, models_text, page, select
 from kyma_mcp.errors import unknown_model_error
-from kyma_mcp.recommend.guide import guide_markdown
 from kyma_mcp.server.context import (
     READ_ONLY,
     AppContext,
@@ -67,6 +66,8 @@ async def model_resource(model_id: str) -> str:
 
 async def guide_resource() -> str:
     """Which Kyma model for which job (Markdown), from the data recommend_model uses."""
+    from kyma_mcp.recommend.guide import guide_markdown  # the recommender loads on its first use
+
     view = await resource_state.get().catalog.view()
     return guide_markdown(view.models, view.source)
 

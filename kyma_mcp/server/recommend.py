@@ -14,7 +14,7 @@ from pydantic import Field
 from kyma_mcp.catalog import Capability
 from kyma_mcp.kyma.tiers import bundled_tiers
 from kyma_mcp.limits import request_caps
-from kyma_mcp.recommend.ranking import Priority, recommend
+from kyma_mcp.recommend import Priority
 from kyma_mcp.server.context import READ_ONLY, AppContext, ToolSpec, text_result, tool_errors
 
 
@@ -27,6 +27,8 @@ async def recommend_model(
     priority: Priority = "balanced",
 ) -> CallToolResult:
     """Pick a Kyma model for a task when unsure: a pick, a cheaper and a stronger one, with ready arguments."""
+    from kyma_mcp.recommend.ranking import recommend  # the recommender loads on its first use, not at start-up
+
     state = ctx.request_context.lifespan_context
     async with tool_errors(state, "recommend_model"):
         view = await state.catalog.view()
