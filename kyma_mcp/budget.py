@@ -7,6 +7,8 @@ concurrent calls cannot jointly overshoot), and settles with Kyma's reported cos
 (the estimate when Kyma reports none). A call refused by Kyma before anything ran releases its
 reservation. Without a budget the ledger still records every call (model, tokens, cost) for
 `get_limits` and `kyma://spend`, when the store can be used; a broken store then stops nothing.
+There is nothing to hold then, so such a call is written once, when it ends, as reserve-then-settle
+would have left it (one transaction instead of two, and no row for a call still in flight).
 
 A reservation holds until its call's deadline and a minute (`RESERVATION_MARGIN_SECONDS`): one left
 by a process that died mid-call then stops holding the budget (it is marked `expired`; what that
@@ -23,6 +25,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio
 from pydantic import BaseModel, Field
@@ -32,6 +35,10 @@ from kyma_mcp.settings import Settings
 from kyma_mcp.spend import usd
 from kyma_mcp.store import StoreHandle
 from kyma_mcp.store.money import MICROS_PER_USD, to_micros
+
+if TYPE_CHECKING:
+    from kyma_mcp.store import Store
+    from kyma_mcp.store.records import LedgerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +136,7 @@ def _calendar_period(kind: str, today: date) -> tuple[str, datetime]:
 
 
 class Budget:
-    """Reserve-then-settle against `KYMA_BUDGET_USD`; a no-op when no budget is set."""
+    """Reserve-then-settle against `KYMA_BUDGET_USD`; without a budget, a record of each call when it ends."""
 
     def __init__(self, settings: Settings, store: StoreHandle) -> None:
         self._settings = settings
@@ -162,26 +169,33 @@ class Budget:
         period, reset = period_of(self._settings)
         entry = uuid.uuid4().hex
         now = time.time()
-        try:
-            reserved = await store.reserve(
-                entry,
-                period=period,
-                tool=tool,
-                amount_micros=to_micros(estimate_usd),
-                budget_micros=None if budget is None else to_micros(budget),
-                now=now,
-                expires_at=now + self._settings.tool_timeout_seconds + RESERVATION_MARGIN_SECONDS,
-                model=model,
-            )
-        except StoreUnavailableError as exc:  # opened, but not writable now (a full disk, a lock held)
-            if budget is not None:
+        expires_at = now + self._settings.tool_timeout_seconds + RESERVATION_MARGIN_SECONDS
+        if budget is None:  # nothing to hold against: the call is written once, when it has ended
+            call = _Call(store, entry, period, tool, now, expires_at, reservation)
+            try:
+                yield reservation
+            except KymaError:
+                with anyio.CancelScope(shield=True):
+                    await call.record("released", None)
                 raise
-            logger.warning("a %s call is not recorded in the spend ledger: [%s]", tool, exc.word)
-            reserved = True
-            store = None
-        if store is None:
-            yield reservation
+            except BaseException:
+                with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged
+                    await call.record("settled", estimate_usd, tokens=False)
+                raise
+            charged = reservation.charged_usd if reservation.charged_usd is not None else estimate_usd
+            with anyio.CancelScope(shield=True):
+                await call.record("settled", charged)
             return
+        reserved = await store.reserve(
+            entry,
+            period=period,
+            tool=tool,
+            amount_micros=to_micros(estimate_usd),
+            budget_micros=to_micros(budget),
+            now=now,
+            expires_at=expires_at,
+            model=model,
+        )
         if not reserved:
             raise await self.refusal(estimate_usd, period, reset)
         try:
@@ -272,6 +286,40 @@ class Budget:
             usd(remaining),
             when,
         )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A call without a budget, recorded in one write when it ends (see `Budget.reserved`)."""
+
+    store: Store
+    entry: str
+    period: str
+    tool: str
+    started: float
+    expires_at: float
+    reservation: Reservation
+
+    async def record(self, status: LedgerStatus, charged_usd: float | None, *, tokens: bool = True) -> None:
+        """Write the call as it ended; a store that fails now is logged, and costs the caller nothing."""
+        held = self.reservation
+        try:
+            await self.store.record_call(
+                self.entry,
+                period=self.period,
+                tool=self.tool,
+                status=status,
+                reserved_micros=to_micros(held.estimate_usd),
+                settled_micros=None if charged_usd is None else to_micros(charged_usd),
+                created_at=self.started,
+                now=time.time(),
+                expires_at=self.expires_at,
+                model=held.model,
+                input_tokens=held.input_tokens if tokens else None,
+                output_tokens=held.output_tokens if tokens else None,
+            )
+        except StoreUnavailableError as exc:
+            logger.warning("a %s call is not recorded in the spend ledger: [%s]", self.tool, exc.word)
 
 
 async def _quietly(write: Awaitable[object]) -> None:

@@ -111,6 +111,58 @@ async def test_the_spend_resource_lists_each_call_with_model_tokens_and_cost(
     )
 
 
+async def test_without_a_budget_a_call_is_written_once_it_ends_refused_cancelled_or_served(
+    connect: ConnectFactory, emulator: EmulatorHandle, store_url: str
+) -> None:
+    """Nothing is held without a budget: each call is written when it ends (one write), as reserve and
+    settle would have left it: settled with Kyma's cost, released when refused, the estimate when cancelled."""
+    capped = {**PROMPT, "max_cost_usd": 1.0}  # a cap makes an estimate: what a cancelled call is counted at
+    async with connect(store_url=store_url) as client:
+        estimate = structured(await client.call_tool("chat", {**capped, "dry_run": True}))["estimate"]["cost_usd"]
+        served = structured(await client.call_tool("chat", PROMPT))
+        refused = await client.call_tool("chat", {**PROMPT, "model": "no-such-model"})
+        emulator.switches.gather_chats = 2  # held at the gateway until the client gives up
+        in_flight: dict[str, Any] = {}
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+
+                async def cancelled_call() -> None:
+                    with anyio.CancelScope() as scope:
+                        group.start_soon(cancel_when_held, scope)
+                        await client.call_tool("chat", capped)
+
+                async def cancel_when_held(scope: anyio.CancelScope) -> None:
+                    for _ in range(2000):  # until the gateway holds it
+                        if emulator.state.requests["/v1/chat/completions"] >= 3:
+                            break
+                        await anyio.sleep(0.01)
+                    in_flight.update(await read_spend(client))
+                    scope.cancel()
+
+                group.start_soon(cancelled_call)
+            listing = await read_spend(client)
+            while listing["calls"] < 3:  # the server writes the cancelled call once the cancellation reaches it
+                await anyio.sleep(0.02)
+                listing = await read_spend(client)
+        emulator.switches.gather_chats = 0
+
+    assert refused.is_error
+    assert in_flight["calls"] == 2  # the call in flight is not written yet
+    cancelled, released, settled = listing["recent"]
+    assert (settled["status"], settled["model"], settled["output_tokens"]) == (
+        "settled",
+        served["model_served"],
+        served["usage"]["completion_tokens"],
+    )
+    assert settled["cost_usd"] == pytest.approx(ledgered(served["usage"]["cost_usd"]))
+    assert (released["status"], released["model"], released["cost_usd"]) == ("released", "no-such-model", None)
+    assert (cancelled["status"], cancelled["output_tokens"]) == ("settled", None)
+    assert cancelled["cost_usd"] == pytest.approx(ledgered(estimate))
+    assert cancelled["reserved_usd"] == pytest.approx(ledgered(estimate))
+    assert listing["reserved_usd"] == 0
+    assert listing["spent_usd"] == pytest.approx(ledgered(served["usage"]["cost_usd"], estimate))
+
+
 async def raw_database(url: str) -> Database:
     if url.startswith("sqlite://"):
         from kyma_mcp.store.sqlite import SQLiteDatabase

@@ -21,6 +21,7 @@ from kyma_mcp.store.records import (
     Conversation,
     ImageJob,
     LedgerEntry,
+    LedgerStatus,
     NewTurn,
     PeriodSpend,
     Turn,
@@ -274,6 +275,43 @@ class Store:
                 ),
             )
             return True
+
+    async def record_call(
+        self,
+        entry_id: str,
+        *,
+        period: str,
+        tool: str,
+        status: LedgerStatus,
+        reserved_micros: int,
+        settled_micros: int | None,
+        created_at: float,
+        now: float,
+        expires_at: float,
+        model: str | None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """Write a call that has ended, in one statement: what `reserve` then `settle` (or `release`)
+        would leave, for a call that held nothing against a budget."""
+        async with self.database.transaction(write=True) as tx:
+            await tx.execute(
+                f"INSERT INTO spend_ledger ({_LEDGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry_id,
+                    period,
+                    tool,
+                    status,
+                    reserved_micros,
+                    settled_micros,
+                    created_at,
+                    now,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    expires_at,
+                ),
+            )
 
     async def settle(
         self,
