@@ -92,11 +92,16 @@ def connect(emulator: EmulatorHandle, era: str) -> ConnectFactory:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """One throwaway PostgreSQL server for the session (see tests/postgres.py)."""
-    from tests.postgres import postgres_server
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+    """One throwaway PostgreSQL server for the session, shared by the pytest-xdist workers of a run
+    (see tests/postgres.py)."""
+    from tests.postgres import postgres_server, shared_postgres_server
 
-    with postgres_server() as url:
+    if worker_id == "master":  # not under xdist: this process is the whole run
+        with postgres_server() as url:
+            yield url
+        return
+    with shared_postgres_server(tmp_path_factory.getbasetemp().parent) as url:
         yield url
 
 
