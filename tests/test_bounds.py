@@ -249,7 +249,7 @@ async def test_a_malformed_poll_answer_after_the_submit_names_the_job(
         "images/generations": lambda _: httpx2.Response(202, json=queued),
         "jobs/": lambda _: poll(),
     }
-    async with client_for(routes, output_dir=tmp_path, max_retries=0, tool_timeout_seconds=0.5) as client:
+    async with client_for(routes, output_dir=tmp_path, max_retries=0, tool_timeout_seconds=0.8) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox"})
 
     text = text_of(result)  # polls are retried to the deadline, then the job is handed over, not lost

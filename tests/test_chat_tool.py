@@ -253,7 +253,7 @@ async def test_a_hung_upstream_ends_at_the_deadline_as_timeout(
     emulator.switches.hang = True
 
     with anyio.fail_after(10):
-        async with connect(tool_timeout_seconds=0.3) as client:
+        async with connect(tool_timeout_seconds=1) as client:
             result = await client.call_tool("chat", {"prompt": "hi"})
             emulator.switches.hang = False
             after = await client.call_tool("chat", {"prompt": "still there?"})
@@ -294,7 +294,7 @@ async def test_the_deadline_mid_reply_returns_the_partial_reply(
     emulator.switches.token_interval_ms = 100  # 24 words ≈ 2.4 s; reading stops 0.5 s before the deadline
 
     with anyio.fail_after(10):
-        async with connect(tool_timeout_seconds=1) as client:
+        async with connect(tool_timeout_seconds=1.2) as client:
             result = await client.call_tool("chat", {"prompt": "slow story"})
 
     data = structured(result)

@@ -133,7 +133,7 @@ async def test_a_running_image_job_shows_the_next_step(
     emulator: EmulatorHandle, tmp_path: Path, record_property: Recorder
 ) -> None:
     emulator.switches.image_delay_seconds = 1.8
-    settings = emulator_settings(emulator, output_dir=tmp_path, tool_timeout_seconds=0.6)
+    settings = emulator_settings(emulator, output_dir=tmp_path, tool_timeout_seconds=0.8)
     async with Client(build_server(settings)) as client:
         result = await client.call_tool("generate_image", {"prompt": "a slow sunrise"})
 

@@ -137,7 +137,7 @@ async def test_a_slow_job_returns_running_and_get_image_job_delivers_it_later(
 ) -> None:
     emulator.switches.image_delay_seconds = 1.8
     emulator.state.clock.freeze()  # the job runs only as the test moves the emulator's clock
-    impatient = build_server(emulator_settings(emulator, output_dir=out, tool_timeout_seconds=0.6))
+    impatient = build_server(emulator_settings(emulator, output_dir=out, tool_timeout_seconds=0.8))
     async with Client(impatient) as client:
         first = await client.call_tool("generate_image", {"prompt": "a slow sunrise"})
         again = await client.call_tool("get_image_job", {"job_id": structured(first)["job_id"], "wait_seconds": 0})

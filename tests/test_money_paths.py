@@ -98,7 +98,7 @@ async def test_an_unanswered_submit_names_its_key_and_retrying_with_it_sends_the
 ) -> None:
     gateway = Gateway({"POST images/generations": failure})
     arguments = {"prompt": "a lighthouse", "model": "flux-1.1-ultra"}
-    async with client_for(gateway, tmp_path, tool_timeout_seconds=0.5) as client:
+    async with client_for(gateway, tmp_path, tool_timeout_seconds=0.8) as client:
         with anyio.fail_after(10):
             failed = await client.call_tool("generate_image", arguments)
         hint = re.search(r'retry generate_image with idempotency_key="([^"]+)"', error_text(failed))
@@ -115,7 +115,7 @@ async def test_an_unanswered_submit_names_its_key_and_retrying_with_it_sends_the
 
 async def test_a_job_whose_polls_keep_failing_is_running_with_its_job_id(tmp_path: Path) -> None:
     gateway = Gateway({"POST images/generations": job_submitted, "GET jobs/": bad_gateway})
-    async with client_for(gateway, tmp_path, tool_timeout_seconds=0.5) as client:
+    async with client_for(gateway, tmp_path, tool_timeout_seconds=0.8) as client:
         with anyio.fail_after(10):
             result = await client.call_tool("generate_image", {"prompt": "a lighthouse", "model": "flux-1.1-ultra"})
 
