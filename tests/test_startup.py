@@ -2,6 +2,8 @@
 the first call needs (the Kyma HTTP client, the store, the catalog) prepared in the background once the
 server answered its first tools/list."""
 
+import gc
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from kyma_mcp.cli import main
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server import build_server
@@ -103,3 +106,52 @@ async def test_a_server_stopping_mid_preparation_cancels_it_before_closing_the_c
         await anyio.sleep(0.3)  # past the preparation's start: it is waiting for the catalog
 
     assert task.cancelled()  # not left to send on the closed client ("the client has been closed")
+
+
+SERVING_PROBE = """
+import gc, json, sys
+from mcp.server import MCPServer
+import kyma_mcp.server.app as app
+
+seen = {}
+build = app.build_server
+
+
+def probed_build(*args, **kwargs):
+    seen["collecting while building"] = gc.isenabled()
+    return build(*args, **kwargs)
+
+
+def probed_run(self, *args, **kwargs):
+    seen["collecting while serving"] = gc.isenabled()
+    seen["frozen at start"] = gc.get_freeze_count()
+
+
+import kyma_mcp.server
+kyma_mcp.server.build_server = probed_build
+MCPServer.run = probed_run
+from kyma_mcp.cli import main
+main([])
+print(json.dumps(seen))
+"""
+
+
+def test_start_up_pauses_the_garbage_collector_and_serving_resumes_it_with_start_up_frozen() -> None:
+    env = {"PATH": "/usr/bin:/bin", "KYMA_STORE": "off", "HOME": "/nonexistent"}
+    done = subprocess.run(
+        [sys.executable, "-c", SERVING_PROBE], capture_output=True, text=True, check=True, env=env, timeout=60
+    )
+    seen = json.loads(done.stdout)
+
+    assert seen["collecting while building"] is False  # the SDK's import and the tools: no collections
+    assert seen["collecting while serving"] is True
+    assert seen["frozen at start"] > 10_000  # what start-up made is never walked again
+
+
+def test_a_start_up_that_stops_early_leaves_the_collector_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KYMA_TIER", "12")  # a config error: start-up stops before serving
+    assert gc.isenabled()
+
+    assert main([]) == 2
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # nothing frozen in a process that does not serve
