@@ -17,6 +17,8 @@ To show an image to a model again, pass it in `images` on that turn.
 
 One turn at a time per thread: a turn takes the thread's lease in the store (which works across
 processes and replicas); a second call waits, reporting progress, until the first has finished.
+A new thread needs no lease (nobody knows its id until the result returns it): it is written with
+its first turn, in one transaction, when that turn ends.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from kyma_mcp.usage import estimate_message_tokens
 
 if TYPE_CHECKING:
     from kyma_mcp.store import Store
-    from kyma_mcp.store.records import Turn, TurnOutcome
+    from kyma_mcp.store.records import Conversation, NewTurn, Turn, TurnOutcome
 
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{4,64}$"
 DEFAULT_OUTPUT_ALLOWANCE = 4096
@@ -85,13 +87,17 @@ def new_conversation_id() -> str:
 
 @dataclass(frozen=True)
 class OpenTurn:
-    """A turn in flight: recorded as pending, holding the thread's lease."""
+    """A turn in flight: recorded as pending, holding the thread's lease; or the first turn of a new
+    thread, not written yet (`new_thread`)."""
 
     conversation_id: str
     seq: int
     owner: str
     system: str | None
     earlier: list[Turn]
+    new_thread: tuple[Conversation, NewTurn] | None = None
+    """A new thread and its first turn, written together when the turn ends: nobody knows its id
+    before the result returns it, so there is nothing to serialise against and one write does."""
 
 
 async def begin(
@@ -106,7 +112,8 @@ async def begin(
     conversation_days: int,
     wait_seconds: float,
 ) -> OpenTurn:
-    """Record the new turn as pending in its thread (a new thread if `conversation_id` is None).
+    """Record the new turn as pending in its thread; a new thread (`conversation_id` None) is only
+    made up here, and written with its first turn by `finish`.
 
     Waits, reporting progress, while another turn of the thread is in flight.
 
@@ -130,6 +137,9 @@ async def begin(
     conversation = Conversation(
         id=conversation_id, title=title_of(messages), system=known_system, created_at=0.0, updated_at=0.0
     )
+    if create:
+        first = NewTurn(messages_json=record, model_requested=model_requested, created_at=time.time())
+        return OpenTurn(conversation_id, 1, owner, known_system, [], new_thread=(conversation, first))
     waited = False
     while True:
         now = time.time()
@@ -153,17 +163,23 @@ async def begin(
         await anyio.sleep(wait_seconds)
 
 
-async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
-    """Record how the turn ended and free the thread; shielded, so a cancelled call still marks its turn.
+async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> bool:
+    """Record how the turn ended and free the thread (a new thread: write it with its first turn);
+    shielded, so a cancelled call still marks its turn. Whether it was written.
 
     Bounded by `FINISH_WRITE_SECONDS`: a store that does not answer in time leaves the turn pending,
-    and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck.
+    and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck; a new
+    thread is then not written at all.
 
     Raises:
         StoreUnavailableError: the turn could not be recorded (if only its reply did not fit, the
-            turn is recorded as failed without it, and the thread is free).
+            turn of an existing thread is recorded as failed without it, and the thread is free; a new
+            thread is not written).
     """
     with anyio.CancelScope(shield=True, deadline=anyio.current_time() + FINISH_WRITE_SECONDS) as scope:
+        if turn.new_thread is not None:
+            await store.record_thread(*turn.new_thread, outcome, now=time.time())
+            return True
         try:
             await store.finish_turn(turn.conversation_id, turn.seq, outcome, owner=turn.owner, now=time.time())
         except StoreUnavailableError:
@@ -174,8 +190,10 @@ async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
             bare = replace(outcome, status="failed", reply="", error_word=StoreUnavailableError.word)
             await store.finish_turn(turn.conversation_id, turn.seq, bare, owner=turn.owner, now=time.time())
             raise
+        return True
     if scope.cancelled_caught:
-        logger.warning("a turn's record was not written within %g s; it stays pending", FINISH_WRITE_SECONDS)
+        logger.warning("a turn's record was not written within %g s", FINISH_WRITE_SECONDS)
+    return False
 
 
 async def finish_failed(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:

@@ -237,6 +237,45 @@ async def test_a_turn_cancelled_mid_reply_keeps_what_arrived_and_is_never_resent
     assert cut.outcome.reply in transcript
 
 
+async def test_a_first_turn_is_written_with_its_thread_when_it_ends_also_when_cancelled(
+    emulator: EmulatorHandle, connect: ConnectFactory, store_url: str
+) -> None:
+    """A new thread is written once, with its first turn, when that turn ends: nothing before (nobody
+    knows its id yet), and a first turn the client cancelled mid-reply is still kept, interrupted."""
+    emulator.switches.update({"token_interval_ms": 50})
+    store = await open_store(Settings.model_validate({"store_url": store_url}))
+    async with connect(store_url=store_url) as client:
+        with anyio.fail_after(20), anyio.CancelScope() as cancelled:
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                if message and "characters from" in message:  # tokens have arrived: the client gives up
+                    assert (await store.conversations(limit=5))[1] == 0  # in flight: not written yet
+                    cancelled.cancel()
+
+            await client.call_tool("chat", {"prompt": "[[words=200]] a long answer"}, progress_callback=on_progress)
+        assert cancelled.cancelled_caught
+        emulator.switches.update({"token_interval_ms": 0})
+        threads, _ = await store.conversations(limit=5)
+        for _ in range(500):  # the server writes the turn once the cancellation reaches it
+            if threads:
+                break
+            await anyio.sleep(0.02)
+            threads, _ = await store.conversations(limit=5)
+        served = structured(await client.call_tool("chat", {"prompt": "one two"}))
+    [cut] = await store.turns(threads[0].id)
+    [complete] = await store.turns(served["conversation_id"])
+    conversation = await store.conversation(served["conversation_id"])
+    await store.aclose()
+
+    assert (cut.seq, cut.status, cut.outcome.finish_reason) == (1, "interrupted", "cancelled")
+    assert 0 < words(cut.outcome.reply) < 200
+    assert threads[0].turns == 0  # an interrupted turn is not counted
+    assert (complete.seq, complete.status, complete.outcome.reply) == (1, "complete", served["reply"])
+    assert conversation is not None
+    assert (conversation.turns, conversation.models) == (1, (served["model_served"],))
+    assert conversation.cost_micros == complete.outcome.cost_micros > 0
+
+
 async def test_a_thread_argument_misuse_is_invalid_request(connect: ConnectFactory) -> None:
     async with connect() as client:
         both = await client.call_tool(

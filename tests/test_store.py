@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -21,7 +22,7 @@ from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.server import build_server
 from kyma_mcp.settings import ConfigError, Settings
 from kyma_mcp.store import Store, StoreHandle, default_path, open_store
-from kyma_mcp.store.records import Conversation, ImageJob, NewTurn, TurnOutcome
+from kyma_mcp.store.records import Conversation, ImageJob, NewTurn, TurnOutcome, TurnStatus
 from kyma_mcp.store.schema import SCHEMA_VERSION
 from tests.conftest import TEST_KEY
 
@@ -111,6 +112,34 @@ async def test_a_turn_is_pending_until_finished_and_totals_follow(store_url: str
     conversation = await store.conversation("c1")
     assert conversation is not None
     assert conversation.system == "be long"
+    await store.aclose()
+
+
+@pytest.mark.parametrize("status", ["complete", "interrupted"])
+async def test_a_new_thread_written_at_once_is_what_begin_then_finish_would_leave(
+    store_url: str, status: TurnStatus
+) -> None:
+    store = await open_store(settings_for(store_url))
+    first = user_turn("hi", at=1000.0)
+    outcome = TurnOutcome(
+        status=status, reply="hello!", model_served="qwen-3.6-plus", prompt_tokens=12, cost_micros=42, latency_ms=9
+    )
+    await store.begin_turn(
+        thread("a", "be brief"), first, create=True, owner="o", lease_until=2000, replace_system=False
+    )
+    await store.finish_turn("a", 1, outcome, owner="o", now=1001.0)
+    await store.record_thread(thread("b", "be brief"), first, outcome, now=1001.0)
+
+    a, b = await store.conversation("a"), await store.conversation("b")
+    assert a is not None
+    assert b is not None
+    assert replace(b, id="a") == a
+    assert [replace(turn, conversation_id="a") for turn in await store.turns("b")] == await store.turns("a")
+    began = await store.begin_turn(
+        thread("b"), user_turn("more"), create=False, owner="p", lease_until=time.time() + 60, replace_system=False
+    )
+    assert began is not None  # no lease held: the thread takes its next turn at once
+    assert began[0] == 2
     await store.aclose()
 
 

@@ -252,11 +252,17 @@ async def chat(
             raise
         result.notes[:0] = plan.notes
         if store is not None and turn is not None:
+            kept = False
             try:
-                await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
+                kept = await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
             except StoreUnavailableError as exc:  # the reply is paid for: deliver it, say it was not kept
-                result.notes.append(f"This reply is not kept in the thread: {exc}")
-            result.conversation_id = turn.conversation_id
+                which = "the" if turn.new_thread is None else "a"
+                result.notes.append(f"This reply is not kept in {which} thread: {exc}")
+            else:
+                if not kept and turn.new_thread is not None:
+                    result.notes.append("This reply is not kept in a thread: the store did not answer in time.")
+            if kept or turn.new_thread is None:  # a new thread exists only once written
+                result.conversation_id = turn.conversation_id
             if fitted.left_out:
                 result.notes.append(
                     conversations.left_out_note(fitted.left_out, model_id, window, turn.conversation_id)

@@ -183,6 +183,50 @@ class Store:
                 ),
             )
 
+    async def record_thread(
+        self, conversation: Conversation, turn: NewTurn, outcome: TurnOutcome, *, now: float
+    ) -> None:
+        """Write a new thread with its first turn, ended as `outcome`: what `begin_turn` (create) then
+        `finish_turn` would leave, in one transaction, for a thread nobody else can know of yet."""
+        complete = outcome.status == "complete"
+        models = [outcome.model_served] if complete and outcome.model_served else []
+        async with self.database.transaction(write=True) as tx:
+            await tx.execute(
+                "INSERT INTO conversations (id, title, system, created_at, updated_at, turns, cost_micros, models) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation.id,
+                    conversation.title,
+                    conversation.system,
+                    turn.created_at,
+                    now,
+                    1 if complete else 0,
+                    outcome.cost_micros,
+                    json.dumps(models),
+                ),
+            )
+            await tx.execute(
+                f"INSERT INTO turns ({_TURN_COLUMNS}, updated_at) "
+                "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation.id,
+                    outcome.status,
+                    turn.messages_json,
+                    turn.model_requested,
+                    turn.created_at,
+                    outcome.reply,
+                    outcome.model_served,
+                    outcome.prompt_tokens,
+                    outcome.completion_tokens,
+                    outcome.cost_micros,
+                    outcome.latency_ms,
+                    outcome.finish_reason,
+                    outcome.error_word,
+                    outcome.prompt_estimate,
+                    now,
+                ),
+            )
+
     async def conversation(self, conversation_id: str) -> Conversation | None:
         async with self.database.transaction(write=False) as tx:
             rows = await tx.fetch(f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,))
