@@ -78,7 +78,7 @@ _BOUND_ENV = {f"KYMA_MAX_{name.upper()}": name for name in Bounds.model_fields}
 
 
 class Timing(BaseModel):
-    """How long kyma-mcp pauses between retries and between status checks.
+    """How long kyma-mcp pauses between retries and status checks, and waits for what may not come.
 
     Internal tuning, so no environment variable sets it: the defaults are the production schedule.
     Tests shorten it with `Settings(timing=Timing(...))` instead of patching module constants.
@@ -97,6 +97,11 @@ class Timing(BaseModel):
     also the shortest time between a read and the re-read a 429 asks for."""
     turn_wait_seconds: float = Field(default=0.1, gt=0)
     """Pause between checks while a conversation's previous turn is still in flight."""
+    store_busy_seconds: float = Field(default=5.0, gt=0)
+    """A SQLite store's write waits this long for another program's write lock, then reports it locked."""
+    replica_lag_seconds: float = Field(default=5.0, ge=0)
+    """Replica lag: a 404 this soon after an image submit, or a success without its URL for this long,
+    is waited out."""
     progress_interval_seconds: float = Field(default=PROGRESS_INTERVAL_SECONDS, ge=0)
     """Streamed tokens (and waits for a previous turn) are reported to the client at most this often."""
 

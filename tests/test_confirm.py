@@ -23,8 +23,7 @@ from kyma_mcp.http_config import HttpConfig
 from kyma_mcp.server.confirm import TOKEN_SECONDS, Confirmations
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import StoreHandle
-from kyma_mcp.store import sqlite as sqlite_backend
-from tests.conftest import BOTH_ERAS, ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, FAST_TIMING, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 from tests.test_http import TLS, serving
 
@@ -217,11 +216,11 @@ async def test_a_stateless_http_server_asks_where_the_protocol_lets_it(emulator:
 
 
 async def test_a_locked_store_keeps_the_token_in_memory_and_it_still_works(
-    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    connect: ConnectFactory, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 300)  # each locked write waits this long, then gives up
     path = tmp_path / "store.sqlite3"
-    async with connect(store_url=f"sqlite://{path}", **ABOVE) as client:
+    brief = FAST_TIMING.model_copy(update={"store_busy_seconds": 0.3})  # a locked write waits this long, then gives up
+    async with connect(store_url=f"sqlite://{path}", timing=brief, **ABOVE) as client:
         assert not (await client.call_tool("chat", {**PROMPT, "dry_run": True})).is_error  # opens the store
         holder = sqlite3.connect(path, isolation_level=None)  # another program, holding the write lock
         holder.execute("BEGIN EXCLUSIVE")

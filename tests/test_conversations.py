@@ -18,7 +18,7 @@ from kyma_mcp.server import build_server
 from kyma_mcp.settings import Settings
 from kyma_mcp.store import open_store
 from kyma_mcp.store import sqlite as sqlite_backend
-from tests.conftest import BOTH_ERAS, TEST_KEY, ConnectFactory, emulator_settings
+from tests.conftest import BOTH_ERAS, FAST_TIMING, TEST_KEY, ConnectFactory, emulator_settings
 from tests.results import error_text, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -314,11 +314,11 @@ async def test_a_corrupt_store_file_keeps_stateless_chat_working(connect: Connec
 
 
 async def test_a_locked_store_answers_its_word_and_stateless_chat_keeps_working(
-    connect: ConnectFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    connect: ConnectFactory, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 300)  # each locked write waits this long, then gives up
     path = tmp_path / "store.sqlite3"
-    async with connect(store_url=f"sqlite://{path}") as client:
+    brief = FAST_TIMING.model_copy(update={"store_busy_seconds": 0.3})  # a locked write waits this long, then gives up
+    async with connect(store_url=f"sqlite://{path}", timing=brief) as client:
         first = structured(await client.call_tool("chat", {"prompt": "one two"}))
         thread = first["conversation_id"]
         holder = sqlite3.connect(path, isolation_level=None)  # another program, holding the write lock
@@ -350,8 +350,8 @@ async def test_a_full_disk_answers_its_word_and_stateless_chat_keeps_working(
     opened: list[sqlite3.Connection] = []
     connect_for_real = sqlite_backend._connect  # pyright: ignore[reportPrivateUsage]
 
-    def watched(target: Path | None) -> sqlite3.Connection:
-        connection = connect_for_real(target)
+    def watched(target: Path | None, busy_seconds: float) -> sqlite3.Connection:
+        connection = connect_for_real(target, busy_seconds)
         opened.append(connection)
         return connection
 

@@ -4,6 +4,8 @@
   with, and retrying with it reaches Kyma with the same key (Kyma returns that job, billed once).
 - A job that was submitted and then cannot be polled keeps its job id: a poll that keeps failing
   returns `running` with the id; a poll refused outright names the id and `get_image_job`.
+- A new job that answers 404 (replica lag), or succeeds without its URLs, is polled again for
+  `Timing.replica_lag_seconds`, then named, never waited on to the deadline nor submitted twice.
 - `reasoning_effort` reaches the gateway as sent (a model that reasons longer costs more, so the
   agent's choice must not be dropped or replaced).
 
@@ -124,6 +126,41 @@ async def test_a_job_whose_polls_keep_failing_is_running_with_its_job_id(tmp_pat
     assert "could not be polled" in data["message"]
     assert len(gateway.bodies("GET", "jobs/")) >= 2, "a failed poll is tried again, not fatal"
     assert len(gateway.bodies("POST", "images/generations")) == 1
+
+
+async def not_found(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(404, json={"error": {"message": "no such job"}})
+
+
+async def succeeded_without_urls(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(200, json={"id": "job-1", "status": "succeeded", "model": "flux-1.1-ultra"})
+
+
+LAGGING = FAST_TIMING.model_copy(update={"replica_lag_seconds": 0.3})
+
+
+async def test_a_new_job_not_found_is_waited_out_for_the_replica_lag_and_then_named(tmp_path: Path) -> None:
+    gateway = Gateway({"POST images/generations": job_submitted, "GET jobs/": not_found})
+    async with client_for(gateway, tmp_path, timing=LAGGING, tool_timeout_seconds=30) as client:
+        with anyio.fail_after(10):  # the lag (0.3 s), not the 30 s deadline
+            result = await client.call_tool("generate_image", {"prompt": "a lighthouse", "model": "flux-1.1-ultra"})
+
+    assert error_text(result).startswith("[invalid_request] Kyma has no image job 'job-1'")
+    assert 'call get_image_job with job_id="job-1"' in error_text(result), "the submitted job keeps its id"
+    assert len(gateway.bodies("GET", "jobs/")) >= 3, "404s right after the submit are polled again"
+    assert len(gateway.bodies("POST", "images/generations")) == 1
+
+
+async def test_a_success_without_its_urls_is_waited_out_for_the_replica_lag_and_stays_running(tmp_path: Path) -> None:
+    gateway = Gateway({"POST images/generations": job_submitted, "GET jobs/": succeeded_without_urls})
+    async with client_for(gateway, tmp_path, timing=LAGGING, tool_timeout_seconds=30) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("generate_image", {"prompt": "a lighthouse", "model": "flux-1.1-ultra"})
+
+    data = structured(result)
+    assert (data["status"], data["job_id"]) == ("running", "job-1")
+    assert "finishing (no image URL yet)" in data["message"]
+    assert len(gateway.bodies("GET", "jobs/")) >= 3, "a success without its URLs is polled again"
 
 
 async def test_a_poll_refused_after_submission_names_the_job_and_get_image_job(tmp_path: Path) -> None:

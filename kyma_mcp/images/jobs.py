@@ -66,8 +66,6 @@ FAILED_STATUSES = frozenset({"failed", "refunded", "expired", "cancelled", "canc
 """Kyma documents failed, refunded and expired; the others are what other gateways say."""
 SUCCEEDED_STATUSES = frozenset({"succeeded", "completed", "complete", "success", "done"})
 RUNNING_STATUSES = frozenset({"pending", "processing", "queued", "running", "in_progress", "starting"})
-LAG_SECONDS = 5.0
-"""Replica lag: a 404 this soon after a submit, or a success without its URL for this long, is waited out."""
 SYNC_JOB_PREFIX = "sync-"
 """The id given to a synchronous (already finished, already paid) OpenAI-style image answer."""
 MAX_IMAGES_PER_JOB = 4
@@ -290,6 +288,7 @@ class ImageJobs:
         self._margin_seconds = min(1.0, 0.1 * settings.tool_timeout_seconds)
         self._bounds = settings.bounds
         self._poll_seconds = settings.timing.job_poll_seconds
+        self._lag_seconds = settings.timing.replica_lag_seconds
         self._prompts: dict[str, str] = {}
         self._asked: dict[str, int] = {}
         self._counted: dict[str, None] = {}
@@ -457,7 +456,7 @@ class ImageJobs:
     ) -> tuple[Job, str | None]:
         """Poll until the job is finished or `until`; a poll that fails is retried, not fatal.
 
-        A job just `submitted` may 404 for `LAG_SECONDS` (replica lag); a success without its URLs is
+        A job just `submitted` may 404 for `Timing.replica_lag_seconds`; a success without its URLs is
         waited out as long; an unknown status stops the wait (it is reported, not guessed at).
         """
         trouble: KymaError | None = None
@@ -468,7 +467,7 @@ class ImageJobs:
             while not job.finished:
                 if job.state == "succeeded":  # without its URLs: replica lag, waited out for a bounded time
                     lagging_since = lagging_since or anyio.current_time()
-                    if anyio.current_time() - lagging_since > LAG_SECONDS:
+                    if anyio.current_time() - lagging_since > self._lag_seconds:
                         break
                 pause = next(pauses)
                 if isinstance(trouble, RateLimitedError) and trouble.retry_after_seconds:
@@ -483,7 +482,7 @@ class ImageJobs:
                     await progress(f"Job {job.id}: status check failed ({exc.word}); trying again")
                     continue
                 except InvalidRequestError as exc:  # 404: the new job may not have reached every replica yet
-                    if not submitted or anyio.current_time() - started > LAG_SECONDS:
+                    if not submitted or anyio.current_time() - started > self._lag_seconds:
                         raise
                     trouble = exc
                     await progress(f"Job {job.id}: not visible yet; trying again")

@@ -73,7 +73,8 @@ async def open_store(settings: Settings) -> Store:
     else:
         from kyma_mcp.store.sqlite import SQLiteDatabase
 
-        database = await SQLiteDatabase.open(Path(url.removeprefix("sqlite://")) if url else default_path())
+        path = Path(url.removeprefix("sqlite://")) if url else default_path()
+        database = await SQLiteDatabase.open(path, busy_seconds=settings.timing.store_busy_seconds)
     store = Store(database)
     try:
         await store.migrate()

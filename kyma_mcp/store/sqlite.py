@@ -31,8 +31,9 @@ import anyio.to_thread
 from kyma_mcp.errors import StoreUnavailableError, store_error
 from kyma_mcp.store.database import Row
 
-BUSY_TIMEOUT_MS = 5000
-"""How long a write waits for another process's write before the store reports it locked."""
+BUSY_SECONDS = 5.0
+"""How long a write waits for another process's write before the store reports it locked: the default
+of `Timing.store_busy_seconds`, which `open_store` passes."""
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 
@@ -40,18 +41,21 @@ FOLDER_MODE = 0o700
 class SQLiteDatabase:
     """A SQLite database; `path=None` keeps it in memory (nothing on disk, gone with the process)."""
 
-    def __init__(self, connection: sqlite3.Connection, where: str, *, in_memory: bool = False) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, where: str, *, in_memory: bool = False, busy_seconds: float = BUSY_SECONDS
+    ) -> None:
         self._connection = connection
+        self._busy_seconds = busy_seconds
         # fast_acquire: an uncontended transaction does not yield to the event loop to begin.
         self._lock = anyio.Lock(fast_acquire=True)
         self._in_memory = in_memory
         self.where = where
 
     @classmethod
-    async def open(cls, path: Path | None) -> SQLiteDatabase:
+    async def open(cls, path: Path | None, *, busy_seconds: float = BUSY_SECONDS) -> SQLiteDatabase:
         where = str(path) if path is not None else "memory (KYMA_STORE=off)"
-        connection = await _run(where, _connect, path)
-        return cls(connection, where, in_memory=path is None)
+        connection = await _run(where, busy_seconds, _connect, path, busy_seconds)
+        return cls(connection, where, in_memory=path is None, busy_seconds=busy_seconds)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool, lock: str | None = None) -> AsyncGenerator[_Transaction]:
@@ -84,14 +88,14 @@ class SQLiteDatabase:
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         """On a worker thread: for what may wait (the write lock, the disk)."""
-        return await _run(self.where, function, *args)
+        return await _run(self.where, self._busy_seconds, function, *args)
 
     def _now(self, function: Callable[..., Any], *args: Any) -> Any:
         """On the event loop: for statements that cannot wait for a lock."""
         try:
             return function(*args)
         except sqlite3.Error as exc:
-            raise _translate(self.where, exc) from None
+            raise _translate(self.where, self._busy_seconds, exc) from None
 
 
 class _Transaction:
@@ -109,7 +113,7 @@ class _Transaction:
         return self._database._now(query)  # pyright: ignore[reportPrivateUsage]
 
 
-def _connect(path: Path | None) -> sqlite3.Connection:
+def _connect(path: Path | None, busy_seconds: float) -> sqlite3.Connection:
     if path is None:
         target = ":memory:"
     else:
@@ -119,9 +123,9 @@ def _connect(path: Path | None) -> sqlite3.Connection:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
         os.chmod(path, FILE_MODE)
         target = str(path)
-    connection = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(target, timeout=busy_seconds, isolation_level=None, check_same_thread=False)
     try:
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA busy_timeout = {round(busy_seconds * 1000)}")
         if path is not None:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
@@ -133,19 +137,19 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     return connection
 
 
-async def _run(where: str, function: Callable[..., Any], *args: Any) -> Any:
+async def _run(where: str, busy_seconds: float, function: Callable[..., Any], *args: Any) -> Any:
     try:
         return await anyio.to_thread.run_sync(function, *args)
     except sqlite3.Error as exc:
-        raise _translate(where, exc) from None
+        raise _translate(where, busy_seconds, exc) from None
     except OSError as exc:
         raise store_error(where, f"cannot open the file ({exc.strerror or 'OS error'})") from None
 
 
-def _translate(where: str, exc: sqlite3.Error) -> StoreUnavailableError:
+def _translate(where: str, busy_seconds: float, exc: sqlite3.Error) -> StoreUnavailableError:
     name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
-        seconds = f"{BUSY_TIMEOUT_MS / 1000:g}"
+        seconds = f"{busy_seconds:g}"
         return store_error(
             where, f"the database stayed locked by another program for over {seconds} s", trouble="locked"
         )
