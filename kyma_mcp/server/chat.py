@@ -224,7 +224,7 @@ async def chat(
                 consent,
                 plan.quote,
                 threshold=state.settings.confirm_above_usd,
-                call=fingerprint("chat", payload),
+                call=lambda: fingerprint("chat", payload),
                 token=confirm,
             )
             estimate = plan.quote.cost_usd if plan.quote is not None else None

@@ -177,7 +177,9 @@ async def compare(
             consent,
             planned.quote(),
             threshold=state.settings.confirm_above_usd,
-            call=fingerprint("compare", [planned.request(max_tokens, judge_model), options.tools, options.tool_choice]),
+            call=lambda: fingerprint(
+                "compare", [planned.request(max_tokens, judge_model), options.tools, options.tool_choice]
+            ),
             token=confirm,
         )
         estimate = planned.quote().cost_usd or 0.0

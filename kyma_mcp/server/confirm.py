@@ -202,17 +202,20 @@ class Confirmations:
         quote: Quote | None,
         *,
         threshold: float | None,
-        call: str,
+        call: Callable[[], str],
         token: str | None,
     ) -> None:
         """Let the call go on, or refuse it: declined by the user, or needing a token from the agent.
+
+        `call` gives the call's `fingerprint`, worked out only when a token is needed (it hashes the
+        whole request, a long prompt included, which most calls never need).
 
         Raises:
             BudgetExceededError: the estimate is above `threshold` and the user has not agreed.
         """
         if threshold is None or quote is None or quote.cost_usd is None or quote.cost_usd <= threshold:
             return
-        if token is not None and await self.redeem(token, call):
+        if token is not None and await self.redeem(token, call()):
             return
         consent = consent_of(outcome)
         if consent is Consent.ACCEPTED:
@@ -221,5 +224,5 @@ class Confirmations:
             raise user_declined_error(quote.text(), usd(threshold))
         minutes = round(TOKEN_SECONDS / 60)
         raise confirmation_needed_error(
-            quote.text(), usd(threshold), await self.issue(call), minutes, stale=token is not None
+            quote.text(), usd(threshold), await self.issue(call()), minutes, stale=token is not None
         )

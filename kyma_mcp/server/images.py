@@ -119,7 +119,7 @@ async def generate_image(
             consent,
             quote,
             threshold=state.settings.confirm_above_usd,
-            call=fingerprint("generate_image", asdict(request)),
+            call=lambda: fingerprint("generate_image", asdict(request)),
             token=confirm,
         )
         async with state.budget.reserved("generate_image", estimate, model=request.model) as held:
