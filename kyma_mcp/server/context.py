@@ -102,7 +102,8 @@ resource_state: ContextVar[AppState] = ContextVar("kyma_resource_state")
 
 
 PREPARE_DELAY_SECONDS = 0.02
-"""The pause before the background preparation starts: the tools/list answer goes out first."""
+"""The pause before the background preparation starts, so the tools/list answer goes out first; a tool
+call that comes sooner ends it (`SharedState.call_came`)."""
 
 
 async def _background_part(part: Callable[[], object]) -> None:
@@ -139,6 +140,7 @@ class SharedState:
         self._state: AppState | None = None
         self._users = 0
         self._preparing: set[asyncio.Task[None]] = set()
+        self._call_came: anyio.Event | None = None
 
     def prepare_soon(self) -> asyncio.Task[None] | None:
         """Prepare, in the background, what the first call would otherwise wait for; called when the
@@ -146,20 +148,30 @@ class SharedState:
         state = self._state
         if state is None:
             return None
-        task = asyncio.get_running_loop().create_task(self._prepare(state))  # the SDK serves on asyncio
+        self._call_came = anyio.Event()
+        task = asyncio.get_running_loop().create_task(
+            self._prepare(state, self._call_came)
+        )  # the SDK serves on asyncio
         self._preparing.add(task)
         task.add_done_callback(self._preparing.discard)
         return task
 
+    def call_came(self) -> None:
+        """A tool call came: a preparation still waiting out its pause starts now, beside the call, so
+        that the parts that wait without the GIL (the TLS context, SQLite) overlap the call's own work."""
+        if self._call_came is not None:
+            self._call_came.set()
+
     @staticmethod
-    async def _prepare(state: AppState) -> None:
+    async def _prepare(state: AppState, call_came: anyio.Event) -> None:
         """What the first call would otherwise do itself, in two steps of two parts each, side by side:
         on worker threads, make the HTTP client (httpcore2 import, then the TLS context, which loads the
         CA bundle without holding the GIL) and import the store's modules; then, on the event loop, open
         (and migrate) the store and read the catalog: Kyma's public model list, which every chat reads
         for its retirement notes, and whose read leaves pooled connections to the gateway for the chat.
         A part that fails is logged and left to the first call that needs it, which reports it."""
-        await anyio.sleep(PREPARE_DELAY_SECONDS)  # the tools/list answer goes out first
+        with anyio.move_on_after(PREPARE_DELAY_SECONDS):  # the tools/list answer goes out first
+            await call_came.wait()
 
         def importing() -> None:
             state.store.prepare()
