@@ -340,8 +340,36 @@ async def test_a_file_store_reads_on_the_event_loop_and_writes_through_a_thread(
     assert (await store.period_spend("p")).calls == 0
     assert hops == []
     assert await store.reserve("r1", period="p", tool="chat", amount_micros=1, budget_micros=None, now=time.time())
-    assert len(hops) == 2  # BEGIN IMMEDIATE, COMMIT
+    assert len(hops) == 1  # the write lock was free: BEGIN IMMEDIATE on the loop, COMMIT on a thread
     monkeypatch.undo()
+    await store.aclose()
+
+
+HOLD_THE_WRITE_LOCK = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("INSERT INTO confirm_tokens (token, fingerprint, expires_at) VALUES ('other', 'f', 0)")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.execute("COMMIT")
+"""
+
+
+async def test_a_write_waits_on_a_thread_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = await open_store(settings_for(f"sqlite://{path}"))
+    holder = await anyio.open_process([sys.executable, "-c", HOLD_THE_WRITE_LOCK, str(path), "0.5"])
+    assert holder.stdout is not None
+    assert (await holder.stdout.receive()).strip() == b"holding"
+    with anyio.fail_after(10):  # the lock is held as the write begins: it waits, it does not fail at once
+        assert await store.reserve("r1", period="p", tool="chat", amount_micros=1, budget_micros=None, now=0)
+        assert await holder.wait() == 0
+    await holder.aclose()
+    assert await store.redeem_token("other", "f", now=0)  # the other process's write is there too
+    assert await store.ledger_entry("r1") is not None
+    async with store.database.transaction(write=False) as tx:  # and the busy timeout is the full one again
+        assert await tx.fetch("PRAGMA busy_timeout") == [(5000,)]
     await store.aclose()
 
 

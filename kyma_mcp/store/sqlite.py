@@ -6,8 +6,9 @@ here in a few lines. One connection per process, used by one transaction at a ti
 other processes are kept consistent by SQLite itself: WAL journal, a busy timeout, and write
 transactions that take the write lock up front (`BEGIN IMMEDIATE`).
 
-Only what can wait runs on a worker thread: `BEGIN IMMEDIATE` (it waits up to the busy timeout for
-another process's write) and `COMMIT` (it may checkpoint the WAL to disk). The statements in between
+Only what can wait runs on a worker thread: `BEGIN IMMEDIATE` while another process holds the write
+lock (it is tried on the event loop first, with no busy wait; if the lock is taken, a thread waits up
+to the busy timeout for it) and a write's `COMMIT` (it may checkpoint the WAL to disk). The statements in between
 run on the event loop: with the write lock held, or in WAL mode as a reader, they never wait for a
 lock, and a small query takes microseconds where a thread hop takes a tenth of a millisecond or more
 on a busy machine (a `chat` turn runs about a dozen statements). A read transaction's COMMIT only
@@ -63,7 +64,7 @@ class SQLiteDatabase:
         del lock
         async with self._lock:
             if write and not self._in_memory:  # a file's write lock and its commit may wait: a thread
-                await self._call(self._connection.execute, "BEGIN IMMEDIATE")
+                await self._begin_write()
                 try:
                     yield _Transaction(self)
                 except BaseException:
@@ -81,6 +82,23 @@ class SQLiteDatabase:
                 self._now(self._connection.rollback)
                 raise
             self._now(self._connection.commit)
+
+    async def _begin_write(self) -> None:
+        """BEGIN IMMEDIATE on the event loop when the file's write lock is free, as it nearly always is
+        (microseconds, no busy wait: the busy timeout is 0 for that one statement); when another
+        process holds it, on a worker thread that waits up to the busy timeout."""
+        connection = self._connection
+        self._now(connection.execute, "PRAGMA busy_timeout = 0")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.Error as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise _translate(self.where, self._busy_seconds, exc) from None
+        finally:
+            self._now(connection.execute, f"PRAGMA busy_timeout = {round(self._busy_seconds * 1000)}")
+        await self._call(connection.execute, "BEGIN IMMEDIATE")
 
     async def aclose(self) -> None:
         async with self._lock:
