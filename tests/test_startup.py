@@ -15,7 +15,7 @@ from mcp import Client
 from kyma_mcp.cli import main
 from kyma_mcp.emulator import EmulatorHandle
 from kyma_mcp.errors import StoreUnavailableError
-from kyma_mcp.server import build_server, context
+from kyma_mcp.server import build_server
 from kyma_mcp.server.app import KymaServer
 from kyma_mcp.server.context import SharedState
 from kyma_mcp.settings import Settings
@@ -62,35 +62,6 @@ async def test_the_http_client_the_store_and_the_catalog_are_prepared_in_the_bac
         assert state.store.opened  # opened and migrated: the first chat records its turn at once
         assert (await state.catalog.view()).source == "cached"  # fetched by the preparation
     assert emulator.state.requests["/v1/models"] == 1
-
-
-async def test_a_call_that_comes_during_the_pause_starts_the_preparation_at_once(
-    emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(context, "PREPARE_DELAY_SECONDS", 3600.0)
-    shared = SharedState(emulator_settings(emulator), None)
-    async with shared.lifespan(build_server(Settings())) as state:
-        task = shared.prepare_soon()
-        assert task is not None
-        await anyio.sleep(0.05)
-        assert not state.client.prepared  # still in its pause
-
-        shared.call_came()
-        with anyio.fail_after(30):
-            await task
-        assert state.client.prepared
-
-
-async def test_the_first_tool_call_tells_the_shared_state_once() -> None:
-    server = build_server(Settings(base_url="http://127.0.0.1:9/v1"))
-    assert isinstance(server, KymaServer)
-    calls: list[None] = []
-    server.on_first_call = lambda: calls.append(None)
-    async with Client(server) as client:
-        for _ in range(2):
-            await client.call_tool("recommend_model", {"task": "summarise a contract"})
-
-    assert len(calls) == 1
 
 
 async def test_a_store_that_cannot_open_spoils_no_other_preparation_and_is_left_to_the_first_call(

@@ -48,8 +48,6 @@ class KymaServer(MCPServer):
     _listed: list[MCPTool] | None = None
     on_first_list: Callable[[], object] | None = None
     """Called once, when the first tools/list is answered: the server is serving (`prepare_soon`)."""
-    on_first_call: Callable[[], object] | None = None
-    """Called once, when the first tool call comes (`SharedState.call_came`)."""
 
     async def list_tools(self) -> list[MCPTool]:
         """The tool list, built once: the tools do not change while the server runs."""
@@ -81,9 +79,6 @@ class KymaServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        if self.on_first_call is not None:
-            on_first_call, self.on_first_call = self.on_first_call, None
-            on_first_call()
         try:
             result = await super().call_tool(name, arguments, context)
         except UnexpectedToolError:
@@ -184,7 +179,6 @@ def build_server(settings: Settings, *, transport: Transport | None = None) -> M
     )
     server.secrets = settings.secrets
     server.on_first_list = shared.prepare_soon
-    server.on_first_call = shared.call_came
     server.stdio_drain_seconds = settings.tool_timeout_seconds + STDIO_DRAIN_MARGIN_SECONDS
     for module in TOOL_MODULES:
         resources: tuple[ResourceSpec, ...] = getattr(module, "RESOURCES", ())
