@@ -1,6 +1,7 @@
 """Shared fixtures: the anyio backend, a Kyma emulator on loopback, and MCP clients of either protocol era."""
 
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,21 @@ from kyma_mcp.settings import Settings, Timing
 TEST_KEY = "ky-test-0123456789abcdef"
 
 ConnectFactory = Callable[..., Client]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Collect with bytecode writing on, even under PYTHONDONTWRITEBYTECODE: pytest then keeps the test
+    modules it rewrote (their ~2,400 asserts) in tests/__pycache__ (git-ignored). Otherwise every
+    pytest-xdist worker parses and rewrites them all again, about 2 s of CPU each. The tests themselves
+    run with the setting as it was."""
+    del session
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = before
 
 
 @pytest.fixture
