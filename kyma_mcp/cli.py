@@ -3,7 +3,7 @@
 Heavy modules are imported only by the command that needs them, so a host launching the
 server pays for the MCP SDK and nothing else. Serving starts with Python's cyclic garbage collector
 paused (`_pause_collector`): importing the SDK and building the tools makes ~140,000 long-lived
-objects, and the collector would walk them over and over (≈ 200 collections, 60-90 ms here) to find
+objects, and the collector would walk them over and over (≈ 200 collections, ~30 ms here) to find
 almost no garbage. Before it serves, the server freezes what start-up made (`gc.freeze`: later
 collections skip it) and resumes collecting.
 """
