@@ -28,9 +28,17 @@ from kyma_mcp.progress import Progress
 from kyma_mcp.spend import Quote
 
 PARTIAL_REPLY_MARGIN_SECONDS = 0.5
-"""A streamed reply stops this long before the deadline, so what arrived can still be returned."""
+"""A streamed reply stops this long before the deadline (a tenth of a shorter deadline), so what
+arrived can still be returned."""
 REPLY_READ_MARGIN_CHARS = 1_000
 """Reading stops this far past `Bounds.reply_chars` (KYMA_MAX_REPLY_CHARS): enough to know the reply was cut."""
+
+
+def reply_margin(deadline_seconds: float) -> float:
+    """How long before the deadline reading stops: 0.5 s, or a tenth of a deadline under 5 s, so a
+    short KYMA_TOOL_TIMEOUT_SECONDS still waits most of itself for the first token."""
+    return min(PARTIAL_REPLY_MARGIN_SECONDS, 0.1 * deadline_seconds)
+
 
 Role = Literal["system", "user", "assistant", "tool"]
 MAX_TOOL_CALLS = 64
@@ -460,7 +468,7 @@ async def stream_reply(
             async with client.chat_stream(payload) as stream:
                 route = stream.route
                 speaker = route.model_served or model_id  # one name for the whole progress stream
-                with anyio.move_on_at(deadline_at - PARTIAL_REPLY_MARGIN_SECONDS) as scope:
+                with anyio.move_on_at(deadline_at - reply_margin(deadline_seconds)) as scope:
                     batches = stream.batches()
                     read_up_to = bounds.reply_chars + REPLY_READ_MARGIN_CHARS
                     announced = False

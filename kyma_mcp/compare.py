@@ -20,7 +20,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from kyma_mcp.catalog import Catalog, CatalogView, ModelInfo
-from kyma_mcp.chat import PARTIAL_REPLY_MARGIN_SECONDS, ChatResult, RequestOptions, stream_reply
+from kyma_mcp.chat import ChatResult, RequestOptions, reply_margin, stream_reply
 from kyma_mcp.errors import (
     BudgetExceededError,
     KymaError,
@@ -39,8 +39,6 @@ MIN_MODELS = 2
 MAX_MODELS = 5
 MAX_COMPARE_REPLY_CHARS = 36_000
 """All replies together (the result carries each twice, as text and structured, under ~25k tokens)."""
-CUTOFF_MARGIN_SECONDS = 0.25
-"""A model still waiting for its first byte is let go this long before the deadline."""
 JUDGE_MAX_TOKENS = 600
 JUDGE_MIN_SECONDS = 3.0
 """The judge is asked only if at least this much of the deadline is left."""
@@ -179,7 +177,9 @@ async def run_entrants(
     async def ask(index: int, entrant: Entrant, plan: Plan) -> None:
         payload = options.payload(entrant.model, entrant.messages, max_tokens=plan.max_tokens)
         section: Section | None = None
-        with anyio.move_on_at(deadline_at - CUTOFF_MARGIN_SECONDS):
+        # A model still waiting for its first byte is let go halfway through the reply's margin: after
+        # a streaming one has stopped reading (and kept what arrived), before the deadline.
+        with anyio.move_on_at(deadline_at - reply_margin(deadline_seconds) / 2):
             try:
                 answer = await stream_reply(
                     client,
@@ -194,7 +194,7 @@ async def run_entrants(
                 status: Status = "interrupted" if answer.finish_reason == "interrupted" else "finished"
                 section = Section(model=entrant.model, status=status, answer=answer)
             except UpstreamTimeoutError as exc:
-                late = anyio.current_time() >= deadline_at - PARTIAL_REPLY_MARGIN_SECONDS - 0.05
+                late = anyio.current_time() >= deadline_at - reply_margin(deadline_seconds) - 0.05
                 failures.append(exc)
                 section = _empty_interruption(entrant.model, deadline_seconds) if late else _failed(entrant.model, exc)
             except KymaError as exc:

@@ -303,6 +303,20 @@ async def test_the_deadline_mid_reply_returns_the_partial_reply(
     assert "deadline" in data["notes"][0]
 
 
+async def test_a_short_deadline_still_waits_most_of_itself_for_a_slow_first_token(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    # Reading stops a tenth of a short deadline early, not the 0.5 s kept before a long one: with a
+    # 0.6 s deadline that margin would have left 0.1 s, and this 150 ms first byte a [timeout].
+    emulator.switches.first_byte_delay_ms = 150
+
+    async with connect(tool_timeout_seconds=0.6) as client:
+        result = await client.call_tool("chat", {"prompt": "hi"})
+
+    assert not result.is_error, error_text(result)
+    assert structured(result)["reply"].startswith("Echo from")
+
+
 async def test_a_local_image_is_sent_to_a_vision_model(connect: ConnectFactory, tmp_path: Path) -> None:
     image = tmp_path / "dot.png"
     image.write_bytes(PNG_1PX)

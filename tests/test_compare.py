@@ -22,6 +22,20 @@ def _sections(result: Any) -> dict[str, dict[str, Any]]:
 
 
 @BOTH_ERAS
+async def test_a_short_deadline_still_waits_for_each_models_slow_first_token(
+    connect: ConnectFactory, emulator: EmulatorHandle
+) -> None:
+    emulator.state.switches.first_byte_delay_ms = 150  # with a fixed 0.5 s margin, a 0.6 s deadline left 0.1 s
+
+    async with connect(tool_timeout_seconds=0.6) as client:
+        result = await client.call_tool(
+            "compare", {"prompt": "Name a prime.", "models": ["qwen-3.6-plus", "deepseek-r1"]}
+        )
+
+    sections = _sections(result)
+    assert [section["status"] for section in sections.values()] == ["finished", "finished"], sections
+
+
 async def test_one_unknown_and_one_slow_model_do_not_spoil_the_others(
     connect: ConnectFactory, emulator: EmulatorHandle
 ) -> None:
