@@ -30,10 +30,20 @@ from kyma_mcp.store.records import (
 from kyma_mcp.store.schema import LEGACY_RESERVATION_SECONDS, MIGRATIONS, SCHEMA_VERSION
 
 _CONVERSATION_COLUMNS = "id, title, system, created_at, updated_at, turns, cost_micros, models"
-_TURN_COLUMNS = (
-    "conversation_id, seq, status, messages, model_requested, created_at, reply, model_served, prompt_tokens, "
-    "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_estimate"
+_ENDED_COLUMNS = (
+    "reply",
+    "model_served",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_micros",
+    "latency_ms",
+    "finish_reason",
+    "error_word",
+    "prompt_estimate",
 )
+"""What a turn's end writes beside its status, in `_ended`'s order."""
+_ENDED_SET = ", ".join(f"{column} = ?" for column in _ENDED_COLUMNS)
+_TURN_COLUMNS = "conversation_id, seq, status, messages, model_requested, created_at, " + ", ".join(_ENDED_COLUMNS)
 _LEDGER_COLUMNS = (
     "id, period, tool, status, reserved_micros, settled_micros, created_at, updated_at, model, input_tokens, "
     "output_tokens, expires_at"
@@ -145,25 +155,8 @@ class Store:
         """Record how turn `seq` ended, add it to the thread's totals and give up the lease."""
         async with self.database.transaction(write=True) as tx:
             await tx.execute(
-                "UPDATE turns SET status = ?, reply = ?, model_served = ?, prompt_tokens = ?, "
-                "completion_tokens = ?, cost_micros = ?, latency_ms = ?, finish_reason = ?, error_word = ?, "
-                "prompt_estimate = ?, updated_at = ? "
-                "WHERE conversation_id = ? AND seq = ?",
-                (
-                    outcome.status,
-                    outcome.reply,
-                    outcome.model_served,
-                    outcome.prompt_tokens,
-                    outcome.completion_tokens,
-                    outcome.cost_micros,
-                    outcome.latency_ms,
-                    outcome.finish_reason,
-                    outcome.error_word,
-                    outcome.prompt_estimate,
-                    now,
-                    conversation_id,
-                    seq,
-                ),
+                f"UPDATE turns SET status = ?, {_ENDED_SET}, updated_at = ? WHERE conversation_id = ? AND seq = ?",
+                (outcome.status, *_ended(outcome), now, conversation_id, seq),
             )
             rows = await tx.fetch("SELECT models FROM conversations WHERE id = ?", (conversation_id,))
             models = list(_strings(rows[0][0])) if rows else []
@@ -214,15 +207,7 @@ class Store:
                     turn.messages_json,
                     turn.model_requested,
                     turn.created_at,
-                    outcome.reply,
-                    outcome.model_served,
-                    outcome.prompt_tokens,
-                    outcome.completion_tokens,
-                    outcome.cost_micros,
-                    outcome.latency_ms,
-                    outcome.finish_reason,
-                    outcome.error_word,
-                    outcome.prompt_estimate,
+                    *_ended(outcome),
                     now,
                 ),
             )
@@ -534,6 +519,21 @@ def _strings(value: object) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(str(item) for item in cast(list[object], items)) if isinstance(items, list) else ()
+
+
+def _ended(outcome: TurnOutcome) -> tuple[object, ...]:
+    """`outcome`'s values for `_ENDED_COLUMNS`."""
+    return (
+        outcome.reply,
+        outcome.model_served,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        outcome.cost_micros,
+        outcome.latency_ms,
+        outcome.finish_reason,
+        outcome.error_word,
+        outcome.prompt_estimate,
+    )
 
 
 def _conversation(row: Row) -> Conversation:
