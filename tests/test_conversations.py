@@ -333,13 +333,18 @@ async def test_a_locked_store_answers_its_word_and_stateless_chat_keeps_working(
     assert error_text(locked).startswith(f"[store_unavailable] kyma-mcp's store ({path}) cannot be used: the database")
     assert "locked by another program for over 0.3 s" in error_text(locked)
     assert "Close the program holding it" in error_text(locked)
-    assert stateless["reply"].startswith("Echo from")
-    assert stateless["conversation_id"] is None
-    (note,) = stateless["notes"]
-    assert note.startswith("This reply is not kept in a thread: [store_unavailable]")
-    assert "locked" in note
+    assert_delivered_outside_a_thread(stateless, "locked")
     # Once the lock is gone the thread goes on, the refused turn never written.
     assert again["usage"]["prompt_tokens"] == words("one two") + words(first["reply"]) + words("three") + 3 * 4
+
+
+def assert_delivered_outside_a_thread(result: dict[str, Any], why: str) -> None:
+    """A chat without conversation_id whose store is unusable: the reply, no thread, and one note saying why."""
+    assert result["reply"].startswith("Echo from")
+    assert result["conversation_id"] is None
+    (note,) = result["notes"]
+    assert note.startswith("This reply is not kept in a thread: [store_unavailable]")
+    assert why in note
 
 
 async def test_a_full_disk_answers_its_word_and_stateless_chat_keeps_working(
@@ -381,11 +386,7 @@ async def test_a_full_disk_answers_its_word_and_stateless_chat_keeps_working(
     )
     assert "Free space on that disk" in error_text(full)
     assert "Calls without conversation_id still work" in error_text(full)
-    assert stateless["reply"].startswith("Echo from")
-    assert stateless["conversation_id"] is None
-    (note,) = stateless["notes"]
-    assert note.startswith("This reply is not kept in a thread: [store_unavailable]")
-    assert "the disk is full" in note
+    assert_delivered_outside_a_thread(stateless, "the disk is full")
     assert again["usage"]["prompt_tokens"] == words("one two") + words(first["reply"]) + words("three") + 3 * 4
     # A reply that no longer fits is still delivered (it is paid for); its turn is kept as failed, without it.
     assert words(unkept["reply"]) > 1000

@@ -89,28 +89,31 @@ async def test_streams_over_the_bound_get_503_and_the_rest_are_served(emulator: 
     assert reopened == 200
 
 
+def open_half_open(served: Served, count: int) -> list[socket.socket]:
+    """`count` connections that send the start of a request head and never the rest."""
+    port = int(served.root.rsplit(":", 1)[1])
+    half_open: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        half_open.append(sock)
+    return half_open
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["streamable-http"])
 async def test_half_open_connections_are_dropped_and_real_clients_served_meanwhile(
     transport: HttpTransport, emulator: EmulatorHandle
 ) -> None:
     with serving(transport, emulator, http_header_seconds=1.0) as served:
-        port = int(served.root.rsplit(":", 1)[1])
-        half_open: list[socket.socket] = []
-        for _ in range(300):
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
-            half_open.append(sock)
+        half_open = open_half_open(served, 300)
         async with mcp_client(served) as client:
             result = await client.call_tool("list_models", {"limit": 1})
         await anyio.sleep(1.5)
         closed = 0
         for sock in half_open:
             sock.settimeout(2)
-            try:
-                closed += sock.recv(1) == b""
-            except OSError:
-                closed += 1
+            closed += ended(sock)
             sock.close()
 
     assert not result.is_error
@@ -120,12 +123,7 @@ async def test_half_open_connections_are_dropped_and_real_clients_served_meanwhi
 async def test_at_the_connection_bound_the_oldest_half_open_connection_makes_room(emulator: EmulatorHandle) -> None:
     # Head timeouts far away: only the connection bound closes anything here.
     with serving("streamable-http", emulator, http_connections=40, http_header_seconds=60.0) as served:
-        port = int(served.root.rsplit(":", 1)[1])
-        half_open: list[socket.socket] = []
-        for _ in range(120):
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
-            half_open.append(sock)
+        half_open = open_half_open(served, 120)
         async with mcp_client(served) as client:
             result = await client.call_tool("list_models", {"limit": 1})
         try:
