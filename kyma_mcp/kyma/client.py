@@ -7,7 +7,6 @@ error answer mapped to a `KymaError` with the key scrubbed out of it.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import random
 import re
@@ -53,7 +52,7 @@ from kyma_mcp.errors import (
 from kyma_mcp.kyma.decoding import ACCEPT_ENCODING, decoded
 from kyma_mcp.kyma.pacing import Pacer
 from kyma_mcp.kyma.tiers import TierLimits, account_limits, exhausted_for, header_limits, tier_limits
-from kyma_mcp.kyma.wire import ErrorEnvelope, JSONObject, as_object, finishes, parse
+from kyma_mcp.kyma.wire import DECODER, ErrorEnvelope, JSONObject, as_object, finishes, parse
 from kyma_mcp.progress import report_wait
 from kyma_mcp.settings import Bounds, Settings, Timing
 
@@ -95,7 +94,6 @@ _DONE: JSONObject = {}
 """`_event` of `data: [DONE]`."""
 _NOT_JSON: JSONObject = {}
 """`_event` of a data line that is not JSON."""
-_DECODER = json.JSONDecoder()
 
 
 def _event(line: str) -> JSONObject | None:
@@ -107,7 +105,7 @@ def _event(line: str) -> JSONObject | None:
     """
     if line.startswith("data: {"):
         try:
-            value, end = _DECODER.raw_decode(line, 6)
+            value, end = DECODER.raw_decode(line, 6)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
             return _NOT_JSON
         if end == len(line):

@@ -70,7 +70,8 @@ def strings(value: object) -> tuple[str, ...]:
     return tuple(str(item) for item in json_list(value))
 
 
-_DECODER = json.JSONDecoder()
+DECODER = json.JSONDecoder()
+"""One decoder for every read of Kyma's JSON (`raw_decode` reads a value where it lies in a string)."""
 _JSON_SPACE = " \t\n\r"
 
 
@@ -84,7 +85,7 @@ def parse(text: str | bytes) -> object:
             return cast(object, json.loads(text))
         # `json.loads` without its two whitespace scans (one per stream chunk adds up): same result.
         start = len(text) - len(text.lstrip(_JSON_SPACE)) if text[:1] in _JSON_SPACE else 0
-        value, end = _DECODER.raw_decode(text, start)
+        value, end = DECODER.raw_decode(text, start)
         if end != len(text) and text[end:].strip(_JSON_SPACE):
             return None
         return cast(object, value)
