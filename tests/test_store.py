@@ -460,15 +460,18 @@ def test_importing_the_server_loads_no_store_code() -> None:
 
 
 async def test_a_server_opens_its_store_on_the_first_call_that_needs_it(
-    shared_emulator: EmulatorHandle, private_data_home: Path
+    emulator: EmulatorHandle, private_data_home: Path
 ) -> None:
-    settings = Settings.model_validate({"api_key": TEST_KEY, "base_url": shared_emulator.base_url})
+    # `emulator`, not the bare session one: a switch an earlier test left (a hang, held chats) would
+    # keep this chat waiting out its whole 50 s deadline.
+    settings = Settings.model_validate({"api_key": TEST_KEY, "base_url": emulator.base_url})
     async with Client(build_server(settings)) as client:
-        await client.call_tool("list_models", {"limit": 1})
-        await client.call_tool("recommend_model", {"task": "summarise a contract"})
+        listed = await client.call_tool("list_models", {"limit": 1})
+        recommended = await client.call_tool("recommend_model", {"task": "summarise a contract"})
         before = file_modes(private_data_home)
-        await client.call_tool("chat", {"prompt": "hello"})
+        chatted = await client.call_tool("chat", {"prompt": "hello"})
         after = file_modes(private_data_home)
 
+    assert [r.is_error for r in (listed, recommended, chatted)] == [False, False, False]
     assert before == {}
     assert "store.sqlite3" in after
