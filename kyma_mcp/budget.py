@@ -3,9 +3,11 @@ session; UTC calendar periods), kept in the store's spend ledger so restarts and
 share one budget. With `KYMA_STORE=off` the ledger is in memory: the budget is per process.
 
 Each billed call reserves its estimate before it is sent, atomically against the budget (so
-concurrent calls cannot jointly overshoot), and settles with Kyma's reported cost when it is done
-(the estimate when Kyma reports none). A call refused by Kyma before anything ran releases its
-reservation. Without a budget the ledger still records every call (model, tokens, cost) for
+concurrent calls cannot jointly overshoot), and settles with Kyma's reported cost when it is done.
+When Kyma reports none (a plain OpenAI-compatible gateway), or the call is cancelled mid-way, its
+charge is recorded as unknown, never as $0: it keeps counting at its estimate against a budget, and
+the summaries say how many calls are of unknown cost. A call refused by Kyma before anything ran
+releases its reservation. Without a budget the ledger still records every call (model, tokens, cost) for
 `get_limits` and `kyma://spend`, when the store can be used; a broken store then stops nothing.
 There is nothing to hold then, so such a call is written once, when it ends, as reserve-then-settle
 would have left it (one transaction instead of two, and no row for a call still in flight).
@@ -32,9 +34,9 @@ from pydantic import BaseModel, Field
 
 from kyma_mcp.errors import BudgetExceededError, KymaError, StoreUnavailableError, budget_crossed_error
 from kyma_mcp.settings import Settings
-from kyma_mcp.spend import usd
+from kyma_mcp.spend import usd, with_unknown
 from kyma_mcp.store import StoreHandle
-from kyma_mcp.store.money import MICROS_PER_USD, to_micros
+from kyma_mcp.store.money import MICROS_PER_USD, known_micros, to_micros
 
 if TYPE_CHECKING:
     from kyma_mcp.store import Store
@@ -70,7 +72,9 @@ class SpendCall(BaseModel):
     status: str = Field(description="reserved (in flight), settled (charged) or released (never charged)")
     input_tokens: int | None
     output_tokens: int | None
-    cost_usd: float | None = Field(description="what Kyma charged; None while in flight or released")
+    cost_usd: float | None = Field(
+        description="what Kyma charged; None while in flight, released, or settled of unknown cost"
+    )
     reserved_usd: float
 
 
@@ -86,6 +90,10 @@ class SpendSummary(BaseModel):
     largest_reservation_usd: float
     remaining_usd: float | None
     calls: int
+    unknown_cost_calls: int = Field(
+        description="calls settled with no known charge (not in spent_usd; counted at their estimates)"
+    )
+    unknown_estimated_usd: float = Field(description="the estimates of those calls: what they count against the budget")
     shared: bool = Field(description="kept in the durable store (restarts and processes share it)")
 
     def text(self) -> str:
@@ -101,10 +109,22 @@ class SpendSummary(BaseModel):
             else "; no budget (KYMA_BUDGET_USD)"
         )
         scope = "" if self.shared else " (this process only: KYMA_STORE=off)"
+        spent = with_unknown(self.spent_usd, self.unknown_cost_calls, "call")
         return (
-            f"Spend this {self.period}{scope}: {usd(self.spent_usd)} over {self.calls} call"
-            f"{'s' if self.calls != 1 else ''}{held}{budget}; {when}. Calls: kyma://spend."
+            f"Spend this {self.period}{scope}: {spent} over {self.calls} call"
+            f"{'s' if self.calls != 1 else ''}{self.unknown_text()}{held}{budget}; {when}. Calls: kyma://spend."
         )
+
+    def unknown_text(self) -> str:
+        """Why some calls' cost is unknown, and what they count at against the budget."""
+        if not self.unknown_cost_calls:
+            return ""
+        counted = (
+            f"; they count at their estimates, {usd(self.unknown_estimated_usd)}, against the budget"
+            if self.budget_usd is not None
+            else ""
+        )
+        return f" (the gateway reported no cost for them, or they were cancelled{counted})"
 
 
 class SpendListing(SpendSummary):
@@ -179,12 +199,11 @@ class Budget:
                     await call.record("released", None)
                 raise
             except BaseException:
-                with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged
-                    await call.record("settled", estimate_usd, tokens=False)
+                with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged, unknown
+                    await call.record("settled", None, tokens=False)
                 raise
-            charged = reservation.charged_usd if reservation.charged_usd is not None else estimate_usd
             with anyio.CancelScope(shield=True):
-                await call.record("settled", charged)
+                await call.record("settled", reservation.charged_usd)
             return
         reserved = await store.reserve(
             entry,
@@ -205,15 +224,14 @@ class Budget:
                 await _quietly(store.release(entry, now=time.time()))
             raise
         except BaseException:
-            with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged
-                await _quietly(store.settle(entry, amount_micros=to_micros(estimate_usd), now=time.time()))
+            with anyio.CancelScope(shield=True):  # cancelled mid-call: may have been charged (its estimate holds)
+                await _quietly(store.settle(entry, amount_micros=None, now=time.time()))
             raise
-        charged = reservation.charged_usd if reservation.charged_usd is not None else estimate_usd
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):  # an unknown charge keeps counting at its estimate
             await _quietly(
                 store.settle(
                     entry,
-                    amount_micros=to_micros(charged),
+                    amount_micros=known_micros(reservation.charged_usd),
                     now=time.time(),
                     model=reservation.model,
                     input_tokens=reservation.input_tokens,
@@ -233,6 +251,7 @@ class Budget:
         budget = self._settings.budget_usd
         spent = spend.settled_micros / MICROS_PER_USD
         pending = spend.reserved_micros / MICROS_PER_USD
+        guessed = spend.unknown_reserved_micros / MICROS_PER_USD
         return SpendSummary(
             period=self._settings.budget_period,
             started=period,
@@ -241,8 +260,10 @@ class Budget:
             spent_usd=spent,
             reserved_usd=pending,
             largest_reservation_usd=spend.largest_reserved_micros / MICROS_PER_USD,
-            remaining_usd=None if budget is None else max(0.0, budget - spent - pending),
+            remaining_usd=None if budget is None else max(0.0, budget - spent - pending - guessed),
             calls=spend.calls,
+            unknown_cost_calls=spend.unknown_calls,
+            unknown_estimated_usd=guessed,
             shared=self._settings.store != "off",
         )
 
@@ -275,7 +296,8 @@ class Budget:
         budget = self._settings.budget_usd or 0
         spent = spend.settled_micros / MICROS_PER_USD
         pending = spend.reserved_micros / MICROS_PER_USD
-        remaining = max(0.0, budget - spent - pending)
+        guessed = spend.unknown_reserved_micros / MICROS_PER_USD
+        remaining = max(0.0, budget - spent - pending - guessed)
         when = f"resets {reset:%Y-%m-%d %H:%M} UTC" if reset else "lasts until the server restarts"
         return budget_crossed_error(
             usd(estimate_usd),
@@ -285,6 +307,8 @@ class Budget:
             usd(pending) if pending else None,
             usd(remaining),
             when,
+            spend.unknown_calls,
+            usd(guessed),
         )
 
 

@@ -46,7 +46,7 @@ from kyma_mcp.errors import (
 )
 from kyma_mcp.kyma.wire import JSONObject, objects
 from kyma_mcp.progress import Progress
-from kyma_mcp.store.money import to_micros
+from kyma_mcp.store.money import known_micros
 from kyma_mcp.usage import estimate_message_tokens
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def outcome_of(result: ChatResult, estimate: int) -> TurnOutcome:
         model_served=result.model_served,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
-        cost_micros=to_micros(result.usage.cost_usd),
+        cost_micros=known_micros(result.usage.cost_usd),
         latency_ms=result.latency_ms,
         finish_reason=result.finish_reason,
         prompt_estimate=estimate,
@@ -228,11 +228,14 @@ def cancelled_of(partial: ChatResult, estimate: int) -> TurnOutcome:
 
 
 def failure_of(exc: BaseException) -> TurnOutcome:
-    """A turn that raised: failed with its error word, or interrupted (cancelled by the client)."""
+    """A turn that raised: failed with its error word, or interrupted (cancelled by the client).
+
+    A Kyma error cost nothing (the spend ledger releases such a call too); a call that timed out or was
+    cancelled may have been charged, so its cost is unknown."""
     from kyma_mcp.store.records import TurnOutcome
 
     if isinstance(exc, KymaError):
-        return TurnOutcome(status="failed", error_word=exc.word)
+        return TurnOutcome(status="failed", error_word=exc.word, cost_micros=0)
     if isinstance(exc, TimeoutError):
         return TurnOutcome(status="failed", error_word="timeout")
     return TurnOutcome(status="interrupted")

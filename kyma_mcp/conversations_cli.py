@@ -17,6 +17,7 @@ import anyio
 from kyma_mcp import transcripts
 from kyma_mcp.errors import StoreUnavailableError
 from kyma_mcp.settings import ConfigError, Settings
+from kyma_mcp.spend import usd
 from kyma_mcp.store import Store, open_store, prune
 
 EXIT_NOT_FOUND = 1
@@ -75,8 +76,8 @@ async def _command(store: Store, settings: Settings, args: argparse.Namespace) -
         page, total = await store.conversations(limit=args.limit)
         for c in page:
             models = ",".join(c.models) or "-"
-            cost = c.cost_micros / 1_000_000
-            print(f"{c.id}  {transcripts.when(c.updated_at)}  {c.turns:>3} turns  ${cost:.4f}  {models}  {c.title}")
+            cost = transcripts.total_cost(c, usd)
+            print(f"{c.id}  {transcripts.when(c.updated_at)}  {c.turns:>3} turns  {cost}  {models}  {c.title}")
         print(f"{len(page)} of {total} conversations in {store.where}")
         return 0
     if args.command == "prune":

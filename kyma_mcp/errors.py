@@ -177,12 +177,27 @@ def unpriced_error(model: str, price_source: str, why: str) -> BudgetExceededErr
 
 
 def budget_crossed_error(
-    estimate: str, budget: str, period: str, spent: str, pending: str | None, remaining: str, when: str
+    estimate: str,
+    budget: str,
+    period: str,
+    spent: str,
+    pending: str | None,
+    remaining: str,
+    when: str,
+    unknown_calls: int = 0,
+    unknown_estimate: str = "",
 ) -> BudgetExceededError:
+    """`unknown_calls`: calls whose charge is unknown; they count at their estimates (`unknown_estimate`)."""
     held = f", {pending} reserved by calls in flight" if pending else ""
+    guessed = (
+        f", {unknown_calls} call{'s' if unknown_calls != 1 else ''} of unknown cost counted at their estimates "
+        f"({unknown_estimate})"
+        if unknown_calls
+        else ""
+    )
     return BudgetExceededError(
         f"This call (estimated {estimate}) would cross the budget of {budget} per {period} (KYMA_BUDGET_USD): "
-        f"spent {spent} this period{held}, {remaining} remaining; the period {when}. Nothing was sent. Use a "
+        f"spent {spent} this period{held}{guessed}, {remaining} remaining; the period {when}. Nothing was sent. Use a "
         "cheaper model or fewer tokens (dry_run shows the estimate), or wait for the reset."
     )
 

@@ -15,7 +15,7 @@ A model without a price cannot be held to a cap: such a call is refused unless
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,16 @@ def usd(amount: float | None) -> str:
     if amount is None:
         return "unknown"
     return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
+def with_unknown(known_usd: float, unknown: int, noun: str, *, money: Callable[[float | None], str] = usd) -> str:
+    """A total that says what it knows: `$0.0123`, `$0.0123 + 2 turns of unknown cost` (`noun`: what
+    `unknown` counts, singular), or `unknown` when no part of it is known."""
+    if not unknown:
+        return money(known_usd)
+    if not known_usd:
+        return "unknown"
+    return f"{money(known_usd)} + {unknown} {noun}{'s' if unknown != 1 else ''} of unknown cost"
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ result limit) and the full export (JSON or Markdown). Shared by the resources an
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kyma_mcp.spend import with_unknown
 from kyma_mcp.store.money import MICROS_PER_USD
 
 if TYPE_CHECKING:
@@ -23,13 +24,26 @@ def when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def six_places(amount: float | None) -> str:
+    """A transcript's money: to the micro-dollar, which the store keeps."""
+    return "unknown" if amount is None else f"${amount:.6f}"
+
+
+def total_cost(conversation: Conversation, money: Callable[[float | None], str] = six_places) -> str:
+    """The thread's cost as far as it is known: `$0.012300`, `$0.012300 + 2 turns of unknown cost`, `unknown`."""
+    return with_unknown(conversation.cost_micros / MICROS_PER_USD, conversation.unknown_cost_turns, "turn", money=money)
+
+
 def summary(conversation: Conversation) -> dict[str, Any]:
+    known = conversation.cost_micros / MICROS_PER_USD
     return {
         "id": conversation.id,
         "title": conversation.title,
         "models": list(conversation.models),
         "turns": conversation.turns,
-        "cost_usd": conversation.cost_micros / MICROS_PER_USD,
+        "cost_usd": None if conversation.unknown_cost_turns and not known else known,
+        "unknown_cost_turns": conversation.unknown_cost_turns,
+        "cost": total_cost(conversation),
         "updated": when(conversation.updated_at),
         "uri": f"kyma://conversations/{conversation.id}",
     }
@@ -59,7 +73,9 @@ def _turn_markdown(turn: Turn) -> str:
     if outcome.prompt_tokens is not None or outcome.completion_tokens is not None:
         facts.append(f"{outcome.prompt_tokens or 0} in / {outcome.completion_tokens or 0} out tokens")
     if outcome.cost_micros:
-        facts.append(f"${outcome.cost_micros / MICROS_PER_USD:.6f}")
+        facts.append(six_places(outcome.cost_micros / MICROS_PER_USD))
+    elif outcome.cost_micros is None and turn.status != "pending":
+        facts.append("cost unknown")
     if outcome.latency_ms is not None:
         facts.append(f"{outcome.latency_ms} ms")
     if outcome.finish_reason:
@@ -106,7 +122,7 @@ def _header(conversation: Conversation, turn_count: int) -> str:
         f"# {conversation.title}",
         "",
         f"conversation_id `{conversation.id}` · {turn_count} turns · models {', '.join(conversation.models) or '-'} "
-        f"· ${conversation.cost_micros / MICROS_PER_USD:.6f} · updated {when(conversation.updated_at)}",
+        f"· {total_cost(conversation)} · updated {when(conversation.updated_at)}",
         "",
     ]
     if conversation.system:
@@ -130,7 +146,7 @@ def export_json(conversation: Conversation, turns: Sequence[Turn]) -> str:
                 "model_served": turn.outcome.model_served,
                 "prompt_tokens": turn.outcome.prompt_tokens,
                 "completion_tokens": turn.outcome.completion_tokens,
-                "cost_usd": turn.outcome.cost_micros / MICROS_PER_USD,
+                "cost_usd": None if turn.outcome.cost_micros is None else turn.outcome.cost_micros / MICROS_PER_USD,
                 "latency_ms": turn.outcome.latency_ms,
                 "finish_reason": turn.outcome.finish_reason,
                 "error": turn.outcome.error_word,

@@ -273,6 +273,7 @@ async def test_a_first_turn_is_written_with_its_thread_when_it_ends_also_when_ca
     assert (complete.seq, complete.status, complete.outcome.reply) == (1, "complete", served["reply"])
     assert conversation is not None
     assert (conversation.turns, conversation.models) == (1, (served["model_served"],))
+    assert complete.outcome.cost_micros is not None
     assert conversation.cost_micros == complete.outcome.cost_micros > 0
 
 

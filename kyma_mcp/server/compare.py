@@ -196,8 +196,10 @@ async def compare(
             )
             fanout.check_some_answered(sections, failures)
             verdict, notes = await _judge(state, judge_model, judge, current, sections, deadline_at)
-            held.charged_usd = fanout.total_cost(sections, verdict)
             answers = [s.answer for s in sections if s.answer is not None] + ([verdict] if verdict else [])
+            # One answer of unknown cost makes the call's charge unknown (never the others' sum alone).
+            known = all(a.usage.cost_usd is not None for a in answers)
+            held.charged_usd = fanout.total_cost(sections, verdict) if known else None
             held.input_tokens = sum(a.usage.prompt_tokens or 0 for a in answers)
             held.output_tokens = sum(a.usage.completion_tokens or 0 for a in answers)
         notes[:0] = fanout.trim(sections, "the same prompt")

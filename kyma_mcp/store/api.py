@@ -29,7 +29,7 @@ from kyma_mcp.store.records import (
 )
 from kyma_mcp.store.schema import LEGACY_RESERVATION_SECONDS, MIGRATIONS, SCHEMA_VERSION
 
-_CONVERSATION_COLUMNS = "id, title, system, created_at, updated_at, turns, cost_micros, models"
+_CONVERSATION_COLUMNS = "id, title, system, created_at, updated_at, turns, cost_micros, models, unknown_cost_turns"
 _ENDED_COLUMNS = (
     "reply",
     "model_served",
@@ -50,6 +50,8 @@ _LEDGER_COLUMNS = (
 )
 _HELD = f"status = 'reserved' AND COALESCE(expires_at, created_at + {LEGACY_RESERVATION_SECONDS}) >= ?"
 """A reservation that still holds the budget at the time bound to `?`."""
+_UNKNOWN = "status = 'settled' AND settled_micros IS NULL"
+"""A call that ended with no known charge: it counts at its reservation (its estimate) against a budget."""
 _JOB_COLUMNS = (
     "idempotency_key, model, prompt_words, status, created_at, updated_at, job_id, files, request_fingerprint"
 )
@@ -125,11 +127,16 @@ class Store:
                     if not exists:
                         raise LookupError(conversation.id)
                     return None
-                await tx.execute(
+                stranded = await tx.execute(
                     "UPDATE turns SET status = 'interrupted', updated_at = ? WHERE conversation_id = ? "
                     "AND status = 'pending'",
                     (now, conversation.id),
                 )
+                if stranded:  # sent by a process that died: whether Kyma charged for them is unknown
+                    await tx.execute(
+                        "UPDATE conversations SET unknown_cost_turns = unknown_cost_turns + ? WHERE id = ?",
+                        (stranded, conversation.id),
+                    )
                 if replace_system:
                     await tx.execute(
                         "UPDATE conversations SET system = ? WHERE id = ?", (conversation.system, conversation.id)
@@ -164,11 +171,13 @@ class Store:
             if outcome.status == "complete" and served and served not in models:
                 models.append(served)
             await tx.execute(
-                "UPDATE conversations SET turns = turns + ?, cost_micros = cost_micros + ?, models = ?, "
+                "UPDATE conversations SET turns = turns + ?, cost_micros = cost_micros + ?, "
+                "unknown_cost_turns = unknown_cost_turns + ?, models = ?, "
                 "updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
                 (
                     1 if outcome.status == "complete" else 0,
-                    outcome.cost_micros,
+                    outcome.cost_micros or 0,
+                    1 if outcome.cost_micros is None else 0,
                     json.dumps(models),
                     now,
                     conversation_id,
@@ -185,8 +194,8 @@ class Store:
         models = [outcome.model_served] if complete and outcome.model_served else []
         async with self.database.transaction(write=True) as tx:
             await tx.execute(
-                "INSERT INTO conversations (id, title, system, created_at, updated_at, turns, cost_micros, models) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO conversations (id, title, system, created_at, updated_at, turns, cost_micros, models, "
+                "unknown_cost_turns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation.id,
                     conversation.title,
@@ -194,8 +203,9 @@ class Store:
                     turn.created_at,
                     now,
                     1 if complete else 0,
-                    outcome.cost_micros,
+                    outcome.cost_micros or 0,
                     json.dumps(models),
+                    1 if outcome.cost_micros is None else 0,
                 ),
             )
             await tx.execute(
@@ -346,14 +356,17 @@ class Store:
         self,
         entry_id: str,
         *,
-        amount_micros: int,
+        amount_micros: int | None,
         now: float,
         model: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
     ) -> bool:
         """Replace a reservation by what was really charged (and the model served and tokens Kyma
-        counted, when known), even one that expired meanwhile; False if it was not reserved."""
+        counted, when known), even one that expired meanwhile; False if it was not reserved.
+
+        `amount_micros` None: the charge is unknown. The entry keeps its reservation as the estimate it
+        counts at against a budget (see `PeriodSpend.total_micros`)."""
         async with self.database.transaction(write=True) as tx:
             return bool(
                 await tx.execute(
@@ -488,12 +501,14 @@ async def _period_spend(tx: Transaction, period: str, now: float) -> PeriodSpend
     rows = await tx.fetch(
         "SELECT COALESCE(SUM(CASE WHEN status = 'settled' THEN settled_micros ELSE 0 END), 0), "
         f"COALESCE(SUM(CASE WHEN {_HELD} THEN reserved_micros ELSE 0 END), 0), "
-        f"COALESCE(MAX(CASE WHEN {_HELD} THEN reserved_micros ELSE 0 END), 0), count(*) "
+        f"COALESCE(MAX(CASE WHEN {_HELD} THEN reserved_micros ELSE 0 END), 0), count(*), "
+        f"COALESCE(SUM(CASE WHEN {_UNKNOWN} THEN 1 ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN {_UNKNOWN} THEN reserved_micros ELSE 0 END), 0) "
         "FROM spend_ledger WHERE period = ?",
         (now, now, period),
     )
-    settled, reserved, largest, calls = rows[0]
-    return PeriodSpend(int(settled), int(reserved), int(largest), int(calls))
+    settled, reserved, largest, calls, unknown, unknown_reserved = rows[0]
+    return PeriodSpend(int(settled), int(reserved), int(largest), int(calls), int(unknown), int(unknown_reserved))
 
 
 def _ledger_entry(row: Row) -> LedgerEntry:
@@ -546,6 +561,7 @@ def _conversation(row: Row) -> Conversation:
         turns=int(row[5]),
         cost_micros=int(row[6]),
         models=_strings(row[7]),
+        unknown_cost_turns=int(row[8]),
     )
 
 
@@ -562,7 +578,7 @@ def _turn(row: Row) -> Turn:
             model_served=row[7],
             prompt_tokens=row[8],
             completion_tokens=row[9],
-            cost_micros=int(row[10]),
+            cost_micros=None if row[10] is None else int(row[10]),
             latency_ms=row[11],
             finish_reason=row[12],
             error_word=row[13],

@@ -11,3 +11,8 @@ MICROS_PER_USD = 1_000_000
 
 def to_micros(usd: float | None) -> int:
     return round((usd or 0.0) * MICROS_PER_USD)
+
+
+def known_micros(usd: float | None) -> int | None:
+    """`to_micros`, keeping an amount nobody reported unknown (None) rather than $0."""
+    return None if usd is None else to_micros(usd)

@@ -30,7 +30,10 @@ class Conversation:
     updated_at: float
     turns: int = 0
     cost_micros: int = 0
+    """The sum of the turns' known costs."""
     models: tuple[str, ...] = ()
+    unknown_cost_turns: int = 0
+    """Ended turns whose cost Kyma did not report (not counted in `cost_micros`)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class TurnOutcome:
     model_served: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    cost_micros: int = 0
+    cost_micros: int | None = None
+    """What Kyma reported charging; None when it did not say (unknown, never taken as $0)."""
     latency_ms: int | None = None
     finish_reason: str | None = None
     error_word: str | None = None
@@ -100,10 +104,16 @@ class PeriodSpend:
     """The largest single reservation in flight."""
     calls: int = 0
     """Ledger entries of the period, released ones included."""
+    unknown_calls: int = 0
+    """Calls settled with no known charge (Kyma reported none, or the call was cancelled mid-way)."""
+    unknown_reserved_micros: int = 0
+    """Their estimates: what they count against a budget, since what they cost is unknown."""
 
     @property
     def total_micros(self) -> int:
-        return self.settled_micros + self.reserved_micros
+        """What counts against a budget: the known charges, the calls in flight, and the calls of unknown
+        charge at their estimates (never at $0)."""
+        return self.settled_micros + self.reserved_micros + self.unknown_reserved_micros
 
 
 @dataclass(frozen=True)

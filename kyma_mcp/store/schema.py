@@ -24,9 +24,20 @@ died: it stops holding the budget; NULL on rows written before: created_at + `LE
 
 Version 5: confirm_tokens  token PK · fingerprint (of the call it confirms) · expires_at: the one-time
 `confirm` tokens of KYMA_CONFIRM_ABOVE_USD, shared by processes and replicas.
+
+Version 6: a cost Kyma did not report is unknown, not $0. turns · cost_micros is nullable (NULL: not
+reported; the table is rebuilt, rows kept, since SQLite cannot drop a NOT NULL) and conversations ·
+unknown_cost_turns counts a thread's ended turns of unknown cost beside cost_micros, the sum of the
+known ones. Rows written before keep what they said (an unreported cost was stored as 0 then).
 """
 
 from __future__ import annotations
+
+_TURNS_V1 = (
+    "conversation_id, seq, status, messages, model_requested, model_served, reply, prompt_tokens, "
+    "completion_tokens, cost_micros, latency_ms, finish_reason, error_word, prompt_estimate, created_at, updated_at"
+)
+"""The columns of `turns` since version 1, which version 6 copies into its rebuilt table."""
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -108,6 +119,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             fingerprint TEXT NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL
         )""",
+    ),
+    (
+        # Version 6: an unreported cost is NULL (unknown), and a thread counts its turns of unknown cost.
+        "ALTER TABLE conversations ADD COLUMN unknown_cost_turns INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE turns_v6 (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            model_requested TEXT NOT NULL,
+            model_served TEXT,
+            reply TEXT NOT NULL DEFAULT '',
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost_micros BIGINT,
+            latency_ms INTEGER,
+            finish_reason TEXT,
+            error_word TEXT,
+            prompt_estimate INTEGER,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        )""",
+        f"INSERT INTO turns_v6 ({_TURNS_V1}) SELECT {_TURNS_V1} FROM turns",
+        # Dropping the child table deletes no conversation; nothing references turns.
+        "DROP TABLE turns",
+        "ALTER TABLE turns_v6 RENAME TO turns",
     ),
 )
 """MIGRATIONS[i] upgrades version i to version i + 1. Append; never edit a released entry."""
