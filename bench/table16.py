@@ -13,6 +13,7 @@ two byte figures, which use the default settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -146,10 +147,47 @@ class Table:
 
     async def per_call(self) -> None:
         calls = 60 if self.quick else 500
+        async with self._per_call_servers(self.commands()) as (servers, direct):
+            added, cpu = await self._added_latency(servers, direct, calls)
+            for label in servers:
+                self.put(f"added latency per chat, {calls} calls (ms)", label, added[label])
+                self.put("server CPU per chat (ms)", label, cpu[label])
+
+            long = f"[[tokens={LONG_TOKENS}]] {SHORT}"
+            labels = list(servers)
+            per_token: dict[str, list[float]] = {label: [] for label in labels}
+            for turn in range(3 if self.quick else 7):
+                for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
+                    before = servers[label].cpu_ms()
+                    answer = await servers[label].call_tool("chat", self.chat_args(label, long), on_progress=ignore)
+                    assert len(json.dumps(answer.result)) > LONG_TOKENS * 4, "the reply was cut"
+                    per_token[label].append((servers[label].cpu_ms() - before) * 1000 / LONG_TOKENS)
+            for label in labels:
+                self.put(f"CPU per token, {LONG_TOKENS // 1000}K-token stream (µs)", label, median(per_token[label]))
+
+    async def per_call_stored(self) -> None:
+        """`per_call`'s added latency with the default store (a SQLite file per server, which records
+        each chat's thread and spend-ledger entry); the floor keeps nothing, so the gap is what keeping costs."""
+        calls = 60 if self.quick else 300
+        commands = self.commands(KYMA_STORE="on")
+        for label, command in commands.items():  # each its own file: the checkouts' schemas may differ
+            home = str(Path(self.data_home, label))  # the server makes its data folder itself
+            commands[label] = dataclasses.replace(command, env={**command.env, "XDG_DATA_HOME": home})
+        async with self._per_call_servers(commands) as (servers, direct):
+            added, cpu = await self._added_latency(servers, direct, calls)
+            for label in servers:
+                self.put(f"added latency per chat, default store, {calls} calls (ms)", label, added[label])
+                self.put("server CPU per chat, default store (ms)", label, cpu[label])
+
+    @asynccontextmanager
+    async def _per_call_servers(
+        self, commands: dict[str, ServerCommand]
+    ) -> AsyncGenerator[tuple[dict[str, StdioServer], Callable[[], Awaitable[None]]]]:
+        """The servers, handshaken and warmed up, and a direct streamed request to the stub."""
         async with AsyncExitStack() as stack:
             servers = {
                 label: await stack.enter_async_context(StdioServer.launched(command, stderr=None))
-                for label, command in self.commands().items()
+                for label, command in commands.items()
             }
             http = await stack.enter_async_context(
                 httpx2.AsyncClient(base_url=self.base_url + "/", headers={"Authorization": f"Bearer {API_KEY}"})
@@ -164,34 +202,30 @@ class Table:
 
             for server in servers.values():
                 await server.handshake()
-            labels = list(servers)
             for _ in range(20):  # warm-up
                 await direct()
-                for label in labels:
-                    await servers[label].call_tool("chat", self.chat_args(label, SHORT))
-            added: dict[str, list[float]] = {label: [] for label in labels}
-            cpu: dict[str, list[float]] = {label: [] for label in labels}
-            for turn in range(calls):
-                plain = await timed(direct)
-                for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
-                    before = servers[label].cpu_ms()
-                    via = await self.chat_ms(servers[label], label)
-                    cpu[label].append(servers[label].cpu_ms() - before)
-                    added[label].append(via - plain)
-            for label in labels:
-                self.put(f"added latency per chat, {calls} calls (ms)", label, median(added[label]))
-                self.put("server CPU per chat (ms)", label, median(cpu[label]))
+                for label, server in servers.items():
+                    await server.call_tool("chat", self.chat_args(label, SHORT))
+            yield servers, direct
 
-            long = f"[[tokens={LONG_TOKENS}]] {SHORT}"
-            per_token: dict[str, list[float]] = {label: [] for label in labels}
-            for turn in range(3 if self.quick else 7):
-                for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
-                    before = servers[label].cpu_ms()
-                    answer = await servers[label].call_tool("chat", self.chat_args(label, long), on_progress=ignore)
-                    assert len(json.dumps(answer.result)) > LONG_TOKENS * 4, "the reply was cut"
-                    per_token[label].append((servers[label].cpu_ms() - before) * 1000 / LONG_TOKENS)
-            for label in labels:
-                self.put(f"CPU per token, {LONG_TOKENS // 1000}K-token stream (µs)", label, median(per_token[label]))
+    async def _added_latency(
+        self, servers: dict[str, StdioServer], direct: Callable[[], Awaitable[None]], calls: int
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Per server, the median of a chat's time less a direct request's just before it, and its CPU per
+        chat over the whole run (which counts work done after a reply, as a store's write-behind does)."""
+        labels = list(servers)
+        added: dict[str, list[float]] = {label: [] for label in labels}
+        cpu = {label: servers[label].cpu_ms() for label in labels}
+        for turn in range(calls):
+            plain = await timed(direct)
+            for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
+                via = await self.chat_ms(servers[label], label)
+                added[label].append(via - plain)
+        await anyio.sleep(0.1)  # the last records written after their reply
+        return (
+            {label: median(added[label]) for label in labels},
+            {label: (servers[label].cpu_ms() - cpu[label]) / calls for label in labels},
+        )
 
     async def concurrency(self) -> None:
         bursts = 2 if self.quick else 5
@@ -264,7 +298,7 @@ def _cell(value: object) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
-STEPS = ("bytes_on_the_wire", "cold_start_and_first_chat", "per_call", "concurrency")
+STEPS = ("bytes_on_the_wire", "cold_start_and_first_chat", "per_call", "per_call_stored", "concurrency")
 
 
 async def run(kymas: dict[str, str], quick: bool, only: Sequence[str] = ()) -> Table:

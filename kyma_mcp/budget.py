@@ -11,6 +11,8 @@ releases its reservation. Without a budget the ledger still records every call (
 `get_limits` and `kyma://spend`, when the store can be used; a broken store then stops nothing.
 There is nothing to hold then, so such a call is written once, when it ends, as reserve-then-settle
 would have left it (one transaction instead of two, and no row for a call still in flight).
+A call that succeeded is settled (or recorded) through `StoreHandle.later`: over stdio, once its reply
+has been written (`store/behind.py`); this process's next read of the ledger waits for it.
 
 A reservation holds until its call's deadline and a minute (`RESERVATION_MARGIN_SECONDS`): one left
 by a process that died mid-call then stops holding the budget (it is marked `expired`; what that
@@ -202,8 +204,7 @@ class Budget:
                 with anyio.CancelScope(shield=True):  # cancelled mid-call: it may have been charged, unknown
                     await call.record("settled", None, tokens=False)
                 raise
-            with anyio.CancelScope(shield=True):
-                await call.record("settled", reservation.charged_usd)
+            await self._store.later(lambda: call.record("settled", reservation.charged_usd))
             return
         reserved = await store.reserve(
             entry,
@@ -227,8 +228,8 @@ class Budget:
             with anyio.CancelScope(shield=True):  # cancelled mid-call: may have been charged (its estimate holds)
                 await _quietly(store.settle(entry, amount_micros=None, now=time.time()))
             raise
-        with anyio.CancelScope(shield=True):  # an unknown charge keeps counting at its estimate
-            await _quietly(
+        await self._store.later(  # an unknown charge keeps counting at its estimate
+            lambda: _quietly(
                 store.settle(
                     entry,
                     amount_micros=known_micros(reservation.charged_usd),
@@ -238,6 +239,7 @@ class Budget:
                     output_tokens=reservation.output_tokens,
                 )
             )
+        )
 
     async def summary(self) -> SpendSummary:
         """This period's money from the ledger.

@@ -42,6 +42,7 @@ from kyma_mcp.errors import (
     KymaError,
     StoreUnavailableError,
     messages_and_conversation_error,
+    store_error,
     unknown_conversation_error,
 )
 from kyma_mcp.kyma.wire import JSONObject, objects
@@ -163,23 +164,23 @@ async def begin(
         await anyio.sleep(wait_seconds)
 
 
-async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> bool:
+async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:
     """Record how the turn ended and free the thread (a new thread: write it with its first turn);
-    shielded, so a cancelled call still marks its turn. Whether it was written.
+    shielded, so a cancelled call still marks its turn.
 
     Bounded by `FINISH_WRITE_SECONDS`: a store that does not answer in time leaves the turn pending,
     and its lease expires on its own (see `LEASE_MARGIN_SECONDS`), so the thread is never stuck; a new
     thread is then not written at all.
 
     Raises:
-        StoreUnavailableError: the turn could not be recorded (if only its reply did not fit, the
-            turn of an existing thread is recorded as failed without it, and the thread is free; a new
-            thread is not written).
+        StoreUnavailableError: the turn could not be recorded, or not in time (if only its reply did
+            not fit, the turn of an existing thread is recorded as failed without it, and the thread
+            is free; a new thread is not written).
     """
-    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + FINISH_WRITE_SECONDS) as scope:
+    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + FINISH_WRITE_SECONDS):
         if turn.new_thread is not None:
             await store.record_thread(*turn.new_thread, outcome, now=time.time())
-            return True
+            return
         try:
             await store.finish_turn(turn.conversation_id, turn.seq, outcome, owner=turn.owner, now=time.time())
         except StoreUnavailableError:
@@ -190,10 +191,9 @@ async def finish(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> bool:
             bare = replace(outcome, status="failed", reply="", error_word=StoreUnavailableError.word)
             await store.finish_turn(turn.conversation_id, turn.seq, bare, owner=turn.owner, now=time.time())
             raise
-        return True
-    if scope.cancelled_caught:
-        logger.warning("a turn's record was not written within %g s", FINISH_WRITE_SECONDS)
-    return False
+        return
+    # Only the deadline leaves the block without returning.
+    raise store_error(store.where, f"it did not answer within {FINISH_WRITE_SECONDS:g} s", trouble="locked")
 
 
 async def finish_failed(store: Store, turn: OpenTurn, outcome: TurnOutcome) -> None:

@@ -279,6 +279,14 @@ def unknown_conversation_error(conversation_id: str, retention_days: int) -> Inv
     )
 
 
+def unsaved_thread_error(conversation_id: str, reason: str) -> StoreUnavailableError:
+    """A thread whose first turn was answered, and whose record, written after the reply, failed."""
+    return StoreUnavailableError(
+        f"Conversation '{conversation_id}' was not kept: its first reply was delivered, then writing it failed "
+        f"({reason}). Start a new thread: call chat without conversation_id, with the earlier exchange in `messages`."
+    )
+
+
 # --- Kyma's HTTP answers ------------------------------------------------------------------------
 
 

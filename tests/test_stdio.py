@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -237,3 +238,50 @@ async def test_stdout_and_stderr_on_one_pipe_still_carry_every_answer(emulator: 
 )
 def test_responses_are_told_from_the_servers_own_requests_and_notifications(line: str, response: bool) -> None:
     assert is_response(line) is response
+
+
+async def test_a_reply_is_not_held_up_by_its_records_which_are_written_before_the_exit(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """Over stdio a chat's thread and spend-ledger records are written after its reply (`store/behind.py`):
+    with the store's write lock held by another program, the reply still comes back at once, and the
+    records are in the file once the lock is gone and the server has exited."""
+    path = tmp_path / "store.sqlite3"
+    env = {
+        **os.environ,
+        "KYMA_BASE_URL": emulator.base_url,
+        "KYMA_API_KEY": TEST_KEY,
+        "KYMA_STORE_URL": f"sqlite://{path}",
+        "KYMA_RESULT_FACTS": "1",
+    }
+    holder = sqlite3.connect(path, isolation_level=None, timeout=10)  # another program
+    try:
+        async with stdio_server(env) as peer:
+            with anyio.fail_after(30):
+                await peer.send_tool_call(2, "chat", {"prompt": "open the store"})
+                await peer.response(2)
+                while ledger_rows(holder) < 1:  # noqa: ASYNC110 - another process writes it, just after its reply
+                    await anyio.sleep(0.02)
+            holder.execute("BEGIN EXCLUSIVE")
+            with anyio.fail_after(3):  # a write waits 5 s for the lock before it gives up
+                await peer.send_tool_call(3, "chat", {"prompt": "while the store is locked"})
+                answer = (await peer.response(3))["result"]
+            holder.rollback()
+    finally:
+        holder.close()
+    text = answer["content"][0]["text"]
+    assert text.startswith("Echo from")
+    assert "not kept" not in text
+    thread = answer["_meta"]["kyma-mcp/result"]["conversation_id"]
+    with sqlite3.connect(path) as check:
+        turns = check.execute("SELECT count(*) FROM turns WHERE conversation_id = ?", (thread,)).fetchone()
+        assert turns == (1,)
+        assert ledger_rows(check) == 2
+
+
+def ledger_rows(connection: sqlite3.Connection) -> int:
+    try:
+        (count,) = connection.execute("SELECT count(*) FROM spend_ledger").fetchone()
+    except sqlite3.OperationalError:  # not made yet
+        return 0
+    return int(count)

@@ -27,6 +27,7 @@ from kyma_mcp.server.arguments import ToolArguments
 from kyma_mcp.server.context import ResourceSpec, SharedState, ToolSpec, resource_state
 from kyma_mcp.server.schema import compact, model_visible
 from kyma_mcp.settings import Settings
+from kyma_mcp.store.behind import WriteBehind
 
 INSTRUCTIONS = (
     "Tools for the Kyma API gateway's open models (qwen, kimi, deepseek, glm, gemma, llama, gemini) and image models. "
@@ -65,6 +66,8 @@ class KymaServer(MCPServer):
         super().remove_tool(name)
         self._listed = None
 
+    behind: WriteBehind | None = None
+    """The records written after their replies, which stdio turns on (`store/behind.py`)."""
     secrets: tuple[str, ...] = ()
     """The API key and bearer token: removed, in all their forms, from every result and resource."""
     stdio_drain_seconds: float = 55.0
@@ -74,7 +77,7 @@ class KymaServer(MCPServer):
         """Serve stdio, answering every request read before stdin closed (`server/stdio.py`)."""
         from kyma_mcp.server.stdio import serve_stdio
 
-        await serve_stdio(self, drain_seconds=self.stdio_drain_seconds)
+        await serve_stdio(self, drain_seconds=self.stdio_drain_seconds, behind=self.behind)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -178,6 +181,7 @@ def build_server(settings: Settings, *, transport: Transport | None = None) -> M
         "kyma", version=__version__, instructions=INSTRUCTIONS, lifespan=shared.lifespan, tools=list(build_tools())
     )
     server.secrets = settings.secrets
+    server.behind = shared.behind
     server.on_first_list = shared.prepare_soon
     server.stdio_drain_seconds = settings.tool_timeout_seconds + STDIO_DRAIN_MARGIN_SECONDS
     for module in TOOL_MODULES:

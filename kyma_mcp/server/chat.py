@@ -7,6 +7,7 @@ in JSON). The other facts (model served, usage, cost, latency) go to programs in
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -25,7 +26,7 @@ from kyma_mcp.chat import (
     has_images,
     stream_reply,
 )
-from kyma_mcp.errors import StoreUnavailableError
+from kyma_mcp.errors import InvalidRequestError, StoreUnavailableError, unsaved_thread_error
 from kyma_mcp.server.confirm import Consent, ConsentOutcome, SpendConfirmation, ask, fingerprint
 from kyma_mcp.server.context import (
     AS_TEXT,
@@ -171,6 +172,8 @@ async def chat(
         if view is not None and image_urls:
             check_vision(model_id, current, view)
         store, unavailable = await _store(state, conversation_id)
+        # A record written after its reply (over stdio) that failed: this thread's next call is told.
+        unsaved = state.store.unsaved(conversation_id) if conversation_id is not None else None
         turn = None
         earlier: list[Turn] = []
         if store is not None and dry_run:  # a dry run reads the thread, never starts a turn in it
@@ -192,6 +195,10 @@ async def chat(
                 if conversation_id is not None:
                     raise
                 store, unavailable = None, str(exc)
+            except InvalidRequestError:  # no such thread: say why, if its first record failed after the reply
+                if conversation_id is not None and unsaved is not None:
+                    raise unsaved_thread_error(conversation_id, unsaved) from None
+                raise
         info = view.find(model_id) if view is not None else None
         window = info.context_window if info else None
         fitted = conversations.fit_to_model(
@@ -251,18 +258,22 @@ async def chat(
                 await conversations.finish_failed(store, turn, outcome)
             raise
         result.notes[:0] = plan.notes
+        if unsaved is not None:
+            result.notes.append(f"The previous reply in this thread is not kept in it: {unsaved}")
         if store is not None and turn is not None:
-            kept = False
-            try:
-                kept = await conversations.finish(store, turn, conversations.outcome_of(result, fitted.estimate))
+            result.conversation_id = turn.conversation_id
+            written = conversations.outcome_of(result, fitted.estimate)
+            try:  # over stdio, after the reply has been sent (`store/behind.py`)
+                await state.store.later(
+                    functools.partial(conversations.finish, store, turn, written),
+                    thread=turn.conversation_id,
+                    failed="a turn",
+                )
             except StoreUnavailableError as exc:  # the reply is paid for: deliver it, say it was not kept
+                if turn.new_thread is not None:  # a new thread exists only once written
+                    result.conversation_id = None
                 which = "the" if turn.new_thread is None else "a"
                 result.notes.append(f"This reply is not kept in {which} thread: {exc}")
-            else:
-                if not kept and turn.new_thread is not None:
-                    result.notes.append("This reply is not kept in a thread: the store did not answer in time.")
-            if kept or turn.new_thread is None:  # a new thread exists only once written
-                result.conversation_id = turn.conversation_id
             if fitted.left_out:
                 result.notes.append(
                     conversations.left_out_note(fitted.left_out, model_id, window, turn.conversation_id)

@@ -32,6 +32,7 @@ from kyma_mcp.server.confirm import Confirmations
 from kyma_mcp.settings import Settings
 from kyma_mcp.spend import Quote, dry_run_text
 from kyma_mcp.store import StoreHandle
+from kyma_mcp.store.behind import WriteBehind
 from kyma_mcp.usage import SessionUsage
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -144,6 +145,8 @@ class SharedState:
         self._state: AppState | None = None
         self._users = 0
         self._preparing: set[asyncio.Task[None]] = set()
+        self.behind = WriteBehind()
+        """The store's records left to write after their replies; stdio turns it on (`serve_stdio`)."""
 
     def prepare_soon(self) -> asyncio.Task[None] | None:
         """Prepare, in the background, what the first call would otherwise wait for; called when the
@@ -186,7 +189,7 @@ class SharedState:
         if self._state is None:
             client = KymaClient(self._settings, transport=self._transport)
             catalog = Catalog(client.list_models, pricing=client.get_pricing)
-            store = StoreHandle(self._settings)
+            store = StoreHandle(self._settings, self.behind)
             self._state = AppState(
                 self._settings,
                 client,

@@ -21,13 +21,16 @@ import json
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
 from mcp.server import MCPServer
 from mcp.server.stdio import stdio_server
+
+if TYPE_CHECKING:
+    from kyma_mcp.store.behind import WriteBehind
 
 RESPONSE_PREFIX = '{"jsonrpc":"2.0","id":'
 """How the SDK writes every JSON-RPC message with an id (`model_dump_json`, fields in order)."""
@@ -45,10 +48,12 @@ class LineSink(Protocol):
 
 
 class Answers:
-    """stdout for `stdio_server`: writes each line and counts the responses among them."""
+    """stdout for `stdio_server`: writes each line and counts the responses among them, calling
+    `on_response` after each (the store's records waiting for their reply: `store/behind.py`)."""
 
-    def __init__(self, file: LineSink) -> None:
+    def __init__(self, file: LineSink, on_response: Callable[[], object] | None = None) -> None:
         self._file = file
+        self._on_response = on_response
         self.answered = 0
         self.changed = anyio.Event()
 
@@ -58,6 +63,8 @@ class Answers:
             self.answered += 1
             self.changed.set()
             self.changed = anyio.Event()
+            if self._on_response is not None:
+                self._on_response()
 
     async def flush(self) -> None:
         await self._file.flush()
@@ -103,10 +110,16 @@ def is_response(line: str) -> bool:
     return line.startswith((',"result"', ',"error"'), end)
 
 
-async def serve_stdio(server: MCPServer, *, drain_seconds: float) -> None:
-    """Serve `server` on this process's stdin and stdout until stdin closes and every request is answered."""
+async def serve_stdio(server: MCPServer, *, drain_seconds: float, behind: WriteBehind | None = None) -> None:
+    """Serve `server` on this process's stdin and stdout until stdin closes and every request is answered.
+
+    With `behind`, end-of-call records are written once their reply is out: the host is this process's
+    only client, and it reads the store through this process (`store/behind.py`).
+    """
+    if behind is not None:
+        behind.enabled = True
     async with claimed_stdio() as (wire_in, wire_out):
-        stdout = Answers(wire_out)
+        stdout = Answers(wire_out, behind.reply_sent if behind is not None else None)
         stdin = Lines(wire_in, stdout, drain_seconds=drain_seconds)
         # stdio_server reads `async for line in stdin` and calls only `write` and `flush` on stdout.
         streams = stdio_server(cast(anyio.AsyncFile[str], stdin), cast(anyio.AsyncFile[str], stdout))

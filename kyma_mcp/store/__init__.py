@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
 from kyma_mcp.settings import Settings
+from kyma_mcp.store.behind import DRAIN_SECONDS, WriteBehind
 
 if TYPE_CHECKING:
     from kyma_mcp.store.api import Store
@@ -89,13 +91,16 @@ class StoreHandle:
     """The server's store, opened on first use and pruned lazily of conversations past retention.
 
     A failure to open is not remembered: the next call tries again (a full disk may be freed).
+    End-of-call records may be written after the reply (`later`, over stdio: see `store/behind.py`);
+    `get` waits for them first, and `aclose` too.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, behind: WriteBehind | None = None) -> None:
         self._settings = settings
         self._store: Store | None = None
         self._lock = anyio.Lock()
         self._pruned_at = 0.0
+        self._behind = behind if behind is not None else WriteBehind()
 
     def prepare(self) -> None:
         """Import the backend's modules now (from a worker thread), so the first call does not; the
@@ -113,6 +118,8 @@ class StoreHandle:
         Raises:
             StoreUnavailableError: it cannot be opened.
         """
+        if self._behind.pending:  # this process reads its own writes
+            await self._behind.landed()
         if self._store is None:
             async with self._lock:
                 if self._store is None:
@@ -123,12 +130,35 @@ class StoreHandle:
             await prune(store, self._settings)
         return store
 
+    async def later(
+        self, write: Callable[[], Awaitable[object]], *, thread: str | None = None, failed: str = ""
+    ) -> None:
+        """Write an end-of-call record now, or after the reply when that is on (`WriteBehind.later`).
+        `write` uses the open `Store` itself: through `get` it would wait for itself.
+
+        Raises:
+            StoreUnavailableError: written now, and it failed.
+        """
+        await self._behind.later(write, thread=thread, failed=failed)
+
+    @property
+    def deferring(self) -> bool:
+        """Whether `later` writes after the reply (stdio) rather than at once."""
+        return self._behind.enabled
+
+    def unsaved(self, conversation_id: str) -> str | None:
+        """Why the last record of this thread written after its reply failed, once; None if it did not."""
+        return self._behind.unsaved(conversation_id)
+
     @property
     def opened(self) -> bool:
         """Whether the store is open (and migrated)."""
         return self._store is not None
 
     async def aclose(self) -> None:
+        """Close the store once the records still to be written are (at most `DRAIN_SECONDS`)."""
+        with anyio.move_on_after(DRAIN_SECONDS, shield=True):
+            await self._behind.landed()
         store, self._store = self._store, None
         if store is not None:
             await store.aclose()
