@@ -670,6 +670,7 @@ async def sse_flood(target: Target, upstream: Upstream, folder: Path, counts: Co
         port = int(root.rsplit(":", 1)[1])
         request = f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
         statuses: dict[str, int] = {}
+        opened: list[anyio.abc.SocketStream] = []
         async with AsyncExitStack() as streams, Watch(process.pid).watching() as watch:
             started = time.monotonic()
             failures = 0
@@ -677,6 +678,7 @@ async def sse_flood(target: Target, upstream: Upstream, folder: Path, counts: Co
                 try:
                     with anyio.fail_after(2):
                         stream = await streams.enter_async_context(await anyio.connect_tcp("127.0.0.1", port))
+                        opened.append(stream)
                         await stream.send(request)
                         first = await stream.receive()
                     status = first.split(b" ", 2)[1].decode() if first.startswith(b"HTTP/") else "?"
@@ -691,9 +693,22 @@ async def sse_flood(target: Target, upstream: Upstream, folder: Path, counts: Co
             await anyio.sleep(1.0)
             served = await legit_http(root, "sse")
             row.peak_mib, row.killed = watch.growth(), watch.killed
+            row.extra["ended_by_server"] = sum([await _ended(stream) for stream in opened])
         row.outcome = "streams: " + ", ".join(f"{count:,} x {status}" for status, count in sorted(statuses.items()))
+        row.outcome += f"; {row.extra['ended_by_server']:,} ended by the server"
         row.legit = "no (killed)" if watch.killed else ("no" if served is None else f"yes ({served:.0f} ms)")
     return row
+
+
+async def _ended(stream: anyio.abc.SocketStream) -> bool:
+    """The server has closed this connection (what it sent before is read and dropped)."""
+    with anyio.move_on_after(0.05):
+        try:
+            while await stream.receive():
+                pass
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return True
+    return False
 
 
 # --- the run ---

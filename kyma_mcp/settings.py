@@ -64,7 +64,7 @@ class Bounds(BaseModel):
     http_session_idle_seconds: float = Field(default=900.0, gt=0)
     """A session with no request for this long is closed."""
     http_streams: int = Field(default=100, ge=1)
-    """Open server-to-client streams (GET /mcp, GET /sse) at once; more are answered 503."""
+    """Open server-to-client streams (GET /mcp, GET /sse) at once; at the bound the least recently active closes."""
     http_header_seconds: float = Field(default=10.0, gt=0)
     """A connection must send a request's headers within this (and each body part): half-open ones drop."""
     http_connections: int = Field(default=2000, ge=16)

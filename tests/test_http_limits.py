@@ -66,27 +66,145 @@ async def test_after_many_abandoned_sessions_a_new_client_is_served(emulator: Em
     assert oldest.status_code == 404  # the least recently used session made room
 
 
-async def test_streams_over_the_bound_get_503_and_the_rest_are_served(emulator: EmulatorHandle) -> None:
-    with serving("sse", emulator, http_streams=3) as served:
-        async with httpx2.AsyncClient(verify=TLS, timeout=10, headers=HEADERS) as http:  # noqa: SIM117
-            async with (
-                http.stream("GET", f"{served.root}/sse") as one,
-                http.stream("GET", f"{served.root}/sse") as two,
-            ):
-                async with http.stream("GET", f"{served.root}/sse") as three:
-                    async with http.stream("GET", f"{served.root}/sse") as four:
-                        refused = four.status_code
-                    assert (one.status_code, two.status_code, three.status_code) == (200, 200, 200)
-                reopened = 503
-                for _ in range(100):  # until the server has noticed the third stream closed
-                    async with http.stream("GET", f"{served.root}/sse") as again:
-                        reopened = again.status_code
-                    if reopened == 200:
-                        break
-                    await anyio.sleep(0.05)
+CHAT = "/v1/chat/completions"
 
-    assert refused == 503
-    assert reopened == 200
+
+def open_stream(served: Served, path: str, session: str | None = None) -> socket.socket:
+    """A GET stream opened as a flooding client opens it, returned once its response head (and, for
+    SSE, its endpoint event) has arrived: an idle stream that is never read again."""
+    port = int(served.root.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra = f"Mcp-Session-Id: {session}\r\n" if session else ""
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+    sock.sendall(f"{head}Accept: text/event-stream\r\n{extra}\r\n".encode())
+    seen = b""
+    while b"\r\n\r\n" not in seen or (path == "/sse" and b"session_id=" not in seen):
+        part = sock.recv(65536)
+        assert part, seen
+        seen += part
+    assert seen.startswith(b"HTTP/1.1 200 "), seen
+    assert b"\r\nconnection: close\r\n" in seen.lower(), "the stream is the connection's last response"
+    return sock
+
+
+def closed_streams(streams: list[socket.socket]) -> list[int]:
+    """Indexes of the streams the server has ended (until none has for a second), each checked to have
+    ended cleanly: the chunked response's last chunk, then the connection closed (not left open, not cut
+    mid-response)."""
+    closed: list[int] = []
+    while readable := select.select([s for s in streams if streams.index(s) not in closed], [], [], 1.0)[0]:
+        for sock in readable:  # a closed stream reads as its end
+            rest = b""
+            while part := sock.recv(65536):
+                rest += part
+            assert rest.endswith(b"0\r\n\r\n"), (streams.index(sock), rest[-200:])
+            closed.append(streams.index(sock))
+    return sorted(closed)
+
+
+async def test_a_flood_of_idle_sse_streams_closes_the_oldest_and_a_new_client_is_served(
+    emulator: EmulatorHandle,
+) -> None:
+    with serving("sse", emulator, http_streams=3) as served:
+        flood = [open_stream(served, "/sse") for _ in range(8)]
+        try:
+            async with mcp_client(served) as client:
+                result = await client.call_tool("list_models", {"limit": 1})
+            closed = closed_streams(flood)
+        finally:
+            for sock in flood:
+                sock.close()
+
+    assert not result.is_error
+    assert closed == [0, 1, 2, 3, 4, 5], "the least recently active went first; 2 floods and the client fit"
+
+
+async def test_an_sse_stream_with_a_call_in_flight_outlasts_a_flood(emulator: EmulatorHandle) -> None:
+    """The held client's stream is the oldest and has been idle longest, but its call's answer will
+    travel on it: the flood's own streams go instead."""
+    emulator.state.switches.gather_chats = 2  # the first chat is held until a second one arrives
+    with serving("sse", emulator, http_streams=3) as served, anyio.fail_after(30):
+        async with mcp_client(served) as held, anyio.create_task_group() as group:
+            results: list[Any] = []
+
+            async def held_call() -> None:
+                results.append(await held.call_tool("chat", {"prompt": "held"}))
+
+            group.start_soon(held_call)
+            while emulator.state.requests[CHAT] < 1:
+                await anyio.sleep(0.01)
+            flood = [open_stream(served, "/sse") for _ in range(6)]
+            try:
+                async with mcp_client(served) as other:
+                    released = await other.call_tool("chat", {"prompt": "release"})
+                closed = closed_streams(flood)
+            finally:
+                for sock in flood:
+                    sock.close()
+
+    assert not released.is_error
+    assert not results[0].is_error
+    assert closed == [0, 1, 2, 3, 4]
+
+
+async def test_a_flood_of_idle_get_streams_closes_the_oldest_which_its_client_can_open_again(
+    emulator: EmulatorHandle,
+) -> None:
+    with serving("streamable-http", emulator, http_streams=3) as served:
+        sessions = await open_sessions(served.root, 6)
+        flood = [open_stream(served, "/mcp", session) for session in sessions]
+        try:
+            closed = closed_streams(flood)
+            again = open_stream(served, "/mcp", sessions[0])  # 200: the SDK let go of the closed stream
+            async with mcp_client(served) as client:
+                result = await client.call_tool("list_models", {"limit": 1})
+            again.close()
+        finally:
+            for sock in flood:
+                sock.close()
+
+    assert closed == [0, 1, 2]
+    assert not result.is_error
+
+
+async def test_a_get_stream_whose_session_has_a_call_in_flight_outlasts_a_flood(emulator: EmulatorHandle) -> None:
+    emulator.state.switches.gather_chats = 2
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "chat", "arguments": {"prompt": "held"}},
+    }
+    with serving("streamable-http", emulator, http_streams=3) as served, anyio.fail_after(30):
+        [busy, *idle] = await open_sessions(served.root, 5)
+        streams = [open_stream(served, "/mcp", busy)]
+        async with (
+            httpx2.AsyncClient(verify=TLS, timeout=30, headers={**HEADERS, "mcp-session-id": busy}) as http,
+            anyio.create_task_group() as group,
+        ):
+            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await http.post(f"{served.root}/mcp", json=initialized)).status_code == 202
+            answers: list[httpx2.Response] = []
+
+            async def held_call() -> None:
+                answers.append(await http.post(f"{served.root}/mcp", json=call))
+
+            group.start_soon(held_call)
+            while emulator.state.requests[CHAT] < 1:
+                await anyio.sleep(0.01)
+            try:
+                streams += [open_stream(served, "/mcp", session) for session in idle]
+                closed = closed_streams(streams)
+                async with mcp_client(served) as other:
+                    released = await other.call_tool("chat", {"prompt": "release"})
+            finally:
+                for sock in streams:
+                    sock.close()
+
+    assert closed == [1, 2], "the busy session's stream, the oldest, stayed"
+    assert not released.is_error
+    assert answers[0].status_code == 200
+    assert '"isError":false' in answers[0].text.replace(" ", "")
 
 
 def open_half_open(served: Served, count: int) -> list[socket.socket]:

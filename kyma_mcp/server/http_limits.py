@@ -5,7 +5,13 @@
   SDK app the DELETE a client would send), so a flood of abandoned sessions never locks out
   a new client; only when every session is busy is the new one answered 503. The SDK also
   closes sessions idle for `Bounds.http_session_idle_seconds`.
-- Streams: at most `Bounds.http_streams` server-to-client streams (GET) at once; more get 503.
+- Streams: at most `Bounds.http_streams` server-to-client streams (GET /mcp, GET /sse) at once. A new
+  stream at the bound closes the least recently active one (the one that has gone longest without
+  sending its client an event, or being used by its session's requests), so a flood of idle streams
+  never locks out a new client. A stream whose session has a request in flight goes last: an SSE
+  client's responses travel on its stream, and losing it loses the session (a Streamable HTTP client
+  just opens its GET stream again). The stream is closed as if its client had left, and its
+  response then ended cleanly: the last chunk, then the connection closes.
 - Stateless Streamable HTTP (`--stateless`): no session outlives its request, so the session bound
   caps requests in flight instead (each is a session of one request; more get 503), and GET is
   answered 405: a stateless server has nothing to send outside a request's own response, and an
@@ -22,8 +28,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import time
 from collections import OrderedDict
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import anyio
 from starlette.datastructures import Headers
@@ -34,6 +44,53 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from kyma_mcp.settings import Bounds
 
 SESSION_HEADER = "mcp-session-id"
+MAX_COUNTED_BODY_BYTES = 4 * 1024 * 1024
+"""An SSE message body longer than this is not read for requests to count (the SDK refuses it: 413)."""
+_ENDPOINT = re.compile(rb"^event: endpoint\r?\ndata: [^\r\n]*[?&]session_id=([0-9a-f]{32})")
+"""The SSE transport's first event: where its client posts, naming the session."""
+_RESPONSE = re.compile(
+    rb'^event: message\r?\ndata: \{"jsonrpc":"2\.0","id":(?:-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":'
+)
+"""An SSE event carrying a response, as the SDK writes it (`model_dump_json`: jsonrpc, id, then result or error)."""
+DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class _Stream:
+    """One open server-to-client stream."""
+
+    def __init__(self, session: str | None) -> None:
+        self.session = session
+        """Streamable HTTP: its `Mcp-Session-Id`; SSE: the session its endpoint event named."""
+        self.active_at = time.monotonic()
+        """When it last sent its client an event (or its session sent a request); its opening if never."""
+        self.requests = 0
+        """SSE: requests its client posted that no response event has answered yet."""
+        self.in_session = 0
+        """Streamable HTTP: 1 when the stream itself counts among its session's requests in flight."""
+        self.closing = False
+        self.started = False
+        self.complete = False
+        self._parked: anyio.CancelScope | None = None
+
+    def close(self) -> None:
+        """Make its app see its client leave: a `receive` waiting now, or any later one, gets a disconnect."""
+        self.closing = True
+        if self._parked is not None:
+            self._parked.cancel()
+
+    def receive(self, receive: Receive) -> Receive:
+        async def closable() -> Message:
+            if self.closing:
+                return DISCONNECT
+            with anyio.CancelScope() as parked:
+                self._parked = parked
+                try:
+                    return await receive()
+                finally:
+                    self._parked = None
+            return DISCONNECT
+
+        return closable
 
 
 class TransportLimits:
@@ -48,8 +105,12 @@ class TransportLimits:
         """Stateless mode: requests being answered."""
         self._sessions: OrderedDict[str, int] = OrderedDict()
         """Session id → requests in flight, least recently used first."""
-        self._streams = 0
+        self._streams: dict[_Stream, None] = {}
+        """Open streams, closing ones included until their app returns."""
+        self._stream_of: dict[str, _Stream] = {}
+        """Session id (Streamable HTTP header, or SSE) → its open stream."""
         self.evicted = 0
+        self.streams_closed = 0
 
     @property
     def live_sessions(self) -> int:
@@ -64,16 +125,83 @@ class TransportLimits:
             await self._stateless_call(scope, receive, send)
             return
         if scope["method"] == "GET":
-            if self._streams >= self._bounds.http_streams:
-                await _busy(f"{self._streams} streams are open (KYMA_MAX_HTTP_STREAMS)")(scope, receive, send)
-                return
-            self._streams += 1
-            try:
-                await self._session_call(scope, receive, send)
-            finally:
-                self._streams -= 1
+            await self._stream_call(scope, receive, send)
             return
+        if scope["method"] == "POST" and (stream := self._sse_stream(scope)) is not None:
+            stream.active_at = time.monotonic()
+            receive = _counting_requests(receive, stream)
         await self._session_call(scope, receive, send)
+
+    async def _stream_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = _Stream(Headers(scope=scope).get(SESSION_HEADER))
+        self._make_room_for_a_stream()
+        self._streams[stream] = None
+        if stream.session is not None:
+            self._stream_of.setdefault(stream.session, stream)
+            stream.in_session = int(stream.session in self._sessions)  # as `_session_call` counts it next
+        try:
+            await self._session_call(scope, stream.receive(receive), self._watched(stream, send))
+            if stream.closing and not stream.started:  # closed to make room before it had begun
+                await _busy("the stream was closed to make room (KYMA_MAX_HTTP_STREAMS)")(scope, receive, send)
+            elif stream.closing and not stream.complete:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            del self._streams[stream]
+            if stream.session is not None and self._stream_of.get(stream.session) is stream:
+                del self._stream_of[stream.session]
+
+    def _make_room_for_a_stream(self) -> None:
+        """At the bound, close the least recently active open stream; one whose session has a request
+        in flight only when every stream has one."""
+        open_streams = [stream for stream in self._streams if not stream.closing]
+        if len(open_streams) < self._bounds.http_streams:
+            return
+        oldest = min(open_streams, key=lambda stream: (self._in_flight_on(stream), stream.active_at))
+        oldest.close()
+        self.streams_closed += 1
+
+    def _in_flight_on(self, stream: _Stream) -> bool:
+        """Its session has a request in flight (SSE: unanswered; Streamable HTTP: a POST being answered)."""
+        if stream.requests > 0:
+            return True
+        if stream.session is None:
+            return False
+        return self._sessions.get(stream.session, 0) - stream.in_session > 0
+
+    def _watched(self, stream: _Stream, send: Send) -> Send:
+        """`send`, noting the stream's events; once it is closing, what its app sends is dropped (as
+        uvicorn drops it after a real disconnect) and the connection closes when the response ends."""
+
+        async def watched(message: Message) -> None:
+            if stream.closing:
+                return
+            if message["type"] == "http.response.start":
+                stream.started = True
+                if message["status"] == 200:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            elif message["type"] == "http.response.body":
+                stream.complete = not message.get("more_body", False)
+                body: bytes = message.get("body", b"")
+                if body and not body.startswith(b":"):  # an event, not a keep-alive comment
+                    self._noted(stream, body)
+            await send(message)
+
+        return watched
+
+    def _noted(self, stream: _Stream, event: bytes) -> None:
+        stream.active_at = time.monotonic()
+        if stream.session is None and (endpoint := _ENDPOINT.match(event)):
+            stream.session = endpoint.group(1).decode()
+            self._stream_of[stream.session] = stream
+        elif stream.requests > 0 and _RESPONSE.match(event):
+            stream.requests -= 1
+
+    def _sse_stream(self, scope: Scope) -> _Stream | None:
+        """The open SSE stream of the session a POST /messages/?session_id=… is for."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        session = next(iter(query.get("session_id", [])), None)
+        return None if self._track_sessions or session is None else self._stream_of.get(session)
 
     async def _stateless_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "GET":
@@ -100,6 +228,8 @@ class TransportLimits:
         if session is not None and session in self._sessions:
             self._sessions.move_to_end(session)
             self._sessions[session] += 1
+            if scope["method"] == "POST" and (stream := self._stream_of.get(session)) is not None:
+                stream.active_at = time.monotonic()
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start" and session is None:
@@ -162,6 +292,35 @@ class TransportLimits:
             return {"type": "http.disconnect"}
 
         return timed
+
+
+def _counting_requests(receive: Receive, stream: _Stream) -> Receive:
+    """`receive` of an SSE message POST: once its whole body has arrived, and before the SDK passes it
+    on, the requests in it count as in flight on `stream` (their responses are events on it)."""
+    parts: list[bytes] = []
+    size = 0
+
+    async def counting() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request" and size <= MAX_COUNTED_BODY_BYTES:
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if not message.get("more_body", False) and size <= MAX_COUNTED_BODY_BYTES:
+                stream.requests += _requests_in(b"".join(parts))
+        return message
+
+    return counting
+
+
+def _requests_in(body: bytes) -> int:
+    """JSON-RPC requests (a method and an id) in a message body; 0 when it is not JSON."""
+    try:
+        decoded: object = json.loads(body)
+    except ValueError:
+        return 0
+    messages = cast(list[object], decoded) if isinstance(decoded, list) else [decoded]
+    return sum(1 for message in messages if isinstance(message, dict) and "method" in message and "id" in message)
 
 
 def _busy(why: str) -> JSONResponse:
