@@ -68,7 +68,6 @@ class _Stream:
         self.in_session = 0
         """Streamable HTTP: 1 when the stream itself counts among its session's requests in flight."""
         self.closing = False
-        self.started = False
         self.complete = False
         self._parked: anyio.CancelScope | None = None
 
@@ -106,7 +105,7 @@ class TransportLimits:
         self._sessions: OrderedDict[str, int] = OrderedDict()
         """Session id → requests in flight, least recently used first."""
         self._streams: dict[_Stream, None] = {}
-        """Open streams, closing ones included until their app returns."""
+        """Streams whose response has begun, closing ones included until their app returns."""
         self._stream_of: dict[str, _Stream] = {}
         """Session id (Streamable HTTP header, or SSE) → its open stream."""
         self.evicted = 0
@@ -134,31 +133,29 @@ class TransportLimits:
 
     async def _stream_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream = _Stream(Headers(scope=scope).get(SESSION_HEADER))
-        self._make_room_for_a_stream()
-        self._streams[stream] = None
         if stream.session is not None:
-            self._stream_of.setdefault(stream.session, stream)
             stream.in_session = int(stream.session in self._sessions)  # as `_session_call` counts it next
         try:
             await self._session_call(scope, stream.receive(receive), self._watched(stream, send))
-            if stream.closing and not stream.started:  # closed to make room before it had begun
-                await _busy("the stream was closed to make room (KYMA_MAX_HTTP_STREAMS)")(scope, receive, send)
-            elif stream.closing and not stream.complete:
+            if stream.closing and not stream.complete:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            del self._streams[stream]
+            self._streams.pop(stream, None)
             if stream.session is not None and self._stream_of.get(stream.session) is stream:
                 del self._stream_of[stream.session]
 
-    def _make_room_for_a_stream(self) -> None:
-        """At the bound, close the least recently active open stream; one whose session has a request
-        in flight only when every stream has one."""
-        open_streams = [stream for stream in self._streams if not stream.closing]
-        if len(open_streams) < self._bounds.http_streams:
-            return
-        oldest = min(open_streams, key=lambda stream: (self._in_flight_on(stream), stream.active_at))
-        oldest.close()
-        self.streams_closed += 1
+    def _opened(self, stream: _Stream) -> None:
+        """A stream's response has begun (200): at the bound, first close the least recently active open
+        stream, one whose session has a request in flight only when every stream has one. (A GET answered
+        otherwise, 4xx, closes nothing.)"""
+        open_streams = [other for other in self._streams if not other.closing]
+        if len(open_streams) >= self._bounds.http_streams:
+            oldest = min(open_streams, key=lambda other: (self._in_flight_on(other), other.active_at))
+            oldest.close()
+            self.streams_closed += 1
+        self._streams[stream] = None
+        if stream.session is not None:
+            self._stream_of.setdefault(stream.session, stream)
 
     def _in_flight_on(self, stream: _Stream) -> bool:
         """Its session has a request in flight (SSE: unanswered; Streamable HTTP: a POST being answered)."""
@@ -175,11 +172,11 @@ class TransportLimits:
         async def watched(message: Message) -> None:
             if stream.closing:
                 return
-            if message["type"] == "http.response.start":
-                stream.started = True
-                if message["status"] == 200:
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                if stream not in self._streams:  # the SSE app sends a second start once its client left
+                    self._opened(stream)
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
             elif message["type"] == "http.response.body":
                 stream.complete = not message.get("more_body", False)
                 body: bytes = message.get("body", b"")
